@@ -1,0 +1,127 @@
+"""What every newsalert process shares: its config, its Redis, its compiled rules.
+
+``App`` keeps the last config that loaded cleanly. ``reload()`` picks up a
+changed ``config/`` (compared by content hash) and, when the new files are
+invalid, logs every ``path:line: message`` and keeps the old config live,
+so a bad edit never takes a running process down.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import redis
+
+from worker import keys
+from worker.config import Config, config_version, load_config
+from worker.errors import ConfigError
+from worker.queue import EmbeddedRedis, connect, ping
+from worker.rules import Engine
+
+log = logging.getLogger("newsalert.app")
+
+
+def default_config_dir() -> str:
+    return os.environ.get("NEWSALERT_CONFIG", "config")
+
+
+class App:
+    """One process's view of newsalert."""
+
+    def __init__(self, config_dir: str | os.PathLike[str] | None = None,
+                 redis_url: str | None = None, var_dir: str | os.PathLike[str] = "var") -> None:
+        self.config_dir = Path(config_dir or default_config_dir())
+        self.redis_url = redis_url if redis_url is not None else os.environ.get("REDIS_URL")
+        self.var_dir = Path(os.environ.get("NEWSALERT_VAR", var_dir))
+        self.embedded: EmbeddedRedis | None = None
+        self._redis: redis.Redis | None = None
+        self._config: Config | None = None
+        self._engine: tuple[str, Engine] | None = None
+
+    # -- config -----------------------------------------------------------
+    def config(self) -> Config:
+        """Return the live config, loading it on first use (raises ``ConfigError``)."""
+        if self._config is None:
+            self._config = load_config(self.config_dir)
+        return self._config
+
+    def reload(self) -> bool:
+        """Switch to a changed config if it is valid; return whether the version changed."""
+        current = self.config()
+        try:
+            if config_version(self.config_dir) == current.version:
+                return False
+            fresh = load_config(self.config_dir)
+            self.check_examples(fresh)
+        except ConfigError as exc:
+            for line in exc.lines():
+                log.error("config rejected, keeping version %s: %s", current.version, line)
+            return False
+        except OSError as exc:
+            log.error("config unreadable, keeping version %s: %s", current.version, exc)
+            return False
+        self._config = fresh
+        log.info("config switched from %s to %s", current.version, fresh.version)
+        return True
+
+    def engine(self) -> Engine:
+        """Return the rule engine compiled for the live config (compiled once per version)."""
+        config = self.config()
+        if self._engine is None or self._engine[0] != config.version:
+            self._engine = (config.version, Engine(config.rule_specs()))
+        return self._engine[1]
+
+    def check_examples(self, config: Config) -> None:
+        """Raise ``ConfigError`` for every watchlist example that does not behave."""
+        from worker.check import example_problems
+
+        problems = example_problems(config)
+        if problems:
+            raise ConfigError(problems)
+
+    # -- redis ------------------------------------------------------------
+    @property
+    def redis(self) -> redis.Redis:
+        """Return the Redis client, starting the embedded server when no URL is set."""
+        if self._redis is None:
+            url = self.redis_url
+            if not url:
+                self.embedded = EmbeddedRedis(self.var_dir)
+                url = self.embedded.start()
+                self.redis_url = url
+            self._redis = connect(url)
+            ping(self._redis)
+        return self._redis
+
+    def publish_version(self) -> None:
+        """Record the live config version in Redis, where every process can read it."""
+        self.redis.set(keys.CONFIG_VERSION, self.config().version)
+
+    def close(self) -> None:
+        if self._redis is not None:
+            self._redis.close()
+            self._redis = None
+        if self.embedded is not None:
+            self.embedded.stop()
+            self.embedded = None
+
+
+_current: App | None = None
+
+
+def install(app: App) -> None:
+    """Make ``app`` the one that job functions in this process use."""
+    global _current
+    _current = app
+
+
+def current_app(client: redis.Redis | None = None) -> App:
+    """Return the installed app, or one built from the environment (for plain RQ workers)."""
+    global _current
+    if _current is None:
+        _current = App()
+        if client is not None:
+            _current._redis = client
+    return _current

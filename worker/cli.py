@@ -1,0 +1,267 @@
+"""The ``newsalert`` command. Thin: parse arguments, call the app, print, exit.
+
+Every ``NewsAlertError`` becomes one line on stderr and an exit code below;
+a traceback means a bug.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from worker import keys
+from worker.app import App, default_config_dir
+from worker.errors import ConfigError, FeedError, NewsAlertError, RedisUnavailable
+from worker.model import Item
+from worker.observe import setup_logging
+
+RET_OK = 0
+RET_ERROR = 1  # invalid config, failing examples, failed delivery test
+RET_USAGE = 2  # click's own code for bad arguments
+RET_REDIS = 3
+RET_FEED = 4
+RET_PENDING = 5
+
+log = logging.getLogger("newsalert")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"newsalert: {message}", err=True)
+    sys.exit(code)
+
+
+def handled(fn: F) -> F:
+    """Turn our errors into one line and an exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            for line in exc.lines():
+                click.echo(line, err=True)
+            sys.exit(RET_ERROR)
+        except RedisUnavailable as exc:
+            _fail(str(exc), RET_REDIS)
+        except FeedError as exc:
+            _fail(str(exc), RET_FEED)
+        except NewsAlertError as exc:
+            _fail(str(exc), RET_ERROR)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_dir", default=default_config_dir, show_default="./config",
+              envvar="NEWSALERT_CONFIG", type=click.Path(file_okay=False), help="Config directory.")
+@click.option("--log-level", default="INFO", envvar="NEWSALERT_LOG_LEVEL", show_default=True)
+@click.pass_context
+def cli(ctx: click.Context, config_dir: str, log_level: str) -> None:
+    """Streaming news alerts: poll feeds, match watchlists, notify through apprise."""
+    setup_logging(log_level)
+    ctx.obj = App(config_dir)
+    ctx.call_on_close(ctx.obj.close)
+
+
+def _app(ctx: click.Context) -> App:
+    app: App = ctx.obj
+    from worker.observe import redactor
+
+    redactor().update(app.config().secrets())
+    return app
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Poll every feed once, deliver, then exit.")
+@click.option("--wait", default=60.0, show_default=True, help="With --once: seconds to wait for deliveries.")
+@click.option("--workers", default=2, show_default=True, help="Worker processes to run.")
+@click.pass_context
+@handled
+def run(ctx: click.Context, once: bool, wait: float, workers: int) -> None:
+    """Run everything: poller and workers (the dyno)."""
+    from worker.runner import run_once, supervise
+
+    app = _app(ctx)
+    if once:
+        left = run_once(app, wait)
+        sys.exit(RET_PENDING if left else RET_OK)
+    extra = ["--config", str(app.config_dir)]
+    sys.exit(supervise(app, workers, extra))
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Poll every feed once and exit.")
+@click.pass_context
+@handled
+def poll(ctx: click.Context, once: bool) -> None:
+    """Run the poller alone (scale out with more of these)."""
+    from worker.runner import poll_forever, poll_once
+
+    app = _app(ctx)
+    if once:
+        poll_once(app)
+    else:
+        poll_forever(app)
+
+
+@cli.command()
+@click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
+@click.option("--queues", default=",".join(keys.QUEUES), show_default=True)
+@click.pass_context
+@handled
+def work(ctx: click.Context, burst: bool, queues: str) -> None:
+    """Run one RQ worker alone (scale out with more of these)."""
+    from worker.runner import work_forever
+
+    work_forever(_app(ctx), burst=burst, queues=tuple(q for q in queues.split(",") if q))
+
+
+@cli.command()
+@click.pass_context
+@handled
+def check(ctx: click.Context) -> None:
+    """Validate the config and run every watchlist's examples."""
+    from worker.check import example_problems
+
+    app: App = ctx.obj
+    config = app.config()
+    problems = example_problems(config, app.engine())
+    if problems:
+        raise ConfigError(problems)
+    rules = sum(len(w.rules) for w in config.watchlists)
+    click.echo(f"ok: {len(config.feeds)} feeds, {len(config.watchlists)} watchlists, {rules} rules, "
+               f"{len(config.destinations)} destinations (config {config.version})")
+
+
+def _load_items(app: App, source: str) -> list[Item]:
+    from worker.feeds import parse_feed
+
+    path = Path(source)
+    if path.is_file():
+        return parse_feed(path.read_bytes(), feed_id=path.stem, url=path.resolve().as_uri()).items
+    if "://" not in source:
+        raise FeedError(f"{source}: no such file, and not a URL", reason="scheme")
+    from worker.fetch import fetch_once
+
+    res = fetch_once(source, allow_private=app.config().allow_private_networks)
+    feed = next((f.id for f in app.config().feeds if f.url == source), source)
+    return parse_feed(res.body, feed_id=feed, url=res.url, headers=res.headers).items
+
+
+def _hits(app: App, sources: tuple[str, ...]) -> Iterator[tuple[Item, Any]]:
+    engine = app.engine()
+    for source in sources:
+        for item in _load_items(app, source):
+            for match in engine.match(item.texts()):
+                yield item, match
+
+
+@cli.command("try")
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per hit per line.")
+@click.pass_context
+@handled
+def try_(ctx: click.Context, sources: tuple[str, ...], as_json: bool) -> None:
+    """Show what feeds (URLs or files) would match. Touches no Redis, sends nothing."""
+    from worker.message import snippets
+    from worker.model import Alert
+
+    app = _app(ctx)
+    out = sys.stdout
+    count = 0
+    for item, match in _hits(app, sources):
+        count += 1
+        if as_json:
+            out.write(json.dumps({
+                "watchlist": match.watchlist, "rule": match.rule,
+                "item": {"id": item.id, "title": item.title, "link": item.link, "feed": item.feed},
+                "highlights": [h.to_dict() for h in match.highlights],
+            }, ensure_ascii=False) + "\n")
+            continue
+        out.write(f"● {match.watchlist} / {match.rule}: {item.title}\n  {item.link}  ({item.feed})\n")
+        alert = Alert(match.watchlist, match.watchlist, match.rule, item, match.highlights)
+        for field, text in snippets(alert, "text"):
+            out.write(f"    {field}: {text}\n")
+    if not as_json:
+        click.echo(f"{count} hit(s)", err=True)
+
+
+@cli.command()
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--watchlist", required=True, help="Watchlist id (its file name).")
+@click.option("--rule", default=None, help="One rule of it.")
+@click.pass_context
+@handled
+def explain(ctx: click.Context, sources: tuple[str, ...], watchlist: str, rule: str | None) -> None:
+    """Show why each item did or did not match a watchlist's rules."""
+    from worker.rules import render_explanation
+
+    app = _app(ctx)
+    if app.config().watchlist(watchlist) is None:
+        raise NewsAlertError(f"unknown watchlist {watchlist!r}")
+    engine = app.engine()
+    for source in sources:
+        for item in _load_items(app, source):
+            click.echo(f"■ {item.title}  ({item.feed})")
+            for expl in engine.explain(item.texts(), watchlist, rule):
+                click.echo(render_explanation(expl))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@handled
+def stats(ctx: click.Context, as_json: bool) -> None:
+    """Show per-feed, per-watchlist and per-destination figures from Redis."""
+    from worker.stats import collect, render_stats
+
+    data = collect(_app(ctx))
+    click.echo(json.dumps(data, indent=2) if as_json else render_stats(data))
+
+
+@cli.command()
+@click.option("--destination", default=None, help="Only dead letters for this destination.")
+@click.option("--since", default=None, help="Only those that failed within this long, e.g. 2h.")
+@click.pass_context
+@handled
+def replay(ctx: click.Context, destination: str | None, since: str | None) -> None:
+    """Re-send failed deliveries from the dead-letter list (each still at most once)."""
+    from worker.config import parse_duration
+    from worker.replay import replay_dead_letters
+
+    app = _app(ctx)
+    n = replay_dead_letters(app, destination, parse_duration(since) if since else None)
+    click.echo(f"{n} dead letter(s) queued again")
+
+
+@cli.command("test-destination")
+@click.argument("name")
+@click.pass_context
+@handled
+def test_destination(ctx: click.Context, name: str) -> None:
+    """Send a real test message to a destination and report the outcome."""
+    from worker.deliver import default_format, send
+    from worker.message import redact_url
+
+    dest = _app(ctx).config().destinations.get(name)
+    if dest is None:
+        raise NewsAlertError(f"unknown destination {name!r}")
+    send(dest, "newsalert test", "This is a test message from newsalert.",
+         dest.format or default_format(dest.url))
+    click.echo(f"ok: {name} ({redact_url(dest.url)}) accepted the test message")
+
+
+def main() -> None:
+    cli(prog_name="newsalert")
+
+
+if __name__ == "__main__":
+    main()

