@@ -160,6 +160,7 @@ class _Loader:
         self.env = env
         self.problems: list[tuple[str, int, int, str]] = []
         self.yaml = YAML(typ="rt")
+        self.yaml.preserve_quotes = True  # to map a query's columns into the file
 
     def rel(self, path: Path) -> str:
         try:
@@ -397,7 +398,7 @@ def _load_rule(ld: _Loader, path: Path, wid: str, node: Any, index: int,
         if spec.query is not None:
             line, col = ld.value_pos(node, "query")
             # Offsets inside a plain or quoted scalar on one line map to columns.
-            quoted = 1 if ld.yaml and _is_quoted(node, "query") else 0
+            quoted = 1 if _is_quoted(node, "query") else 0
             ld.error(path, (line, col + quoted + exc.column - 1), f"rule {spec.id!r}: {exc.message}")
         else:
             ld.error(path, ld.pos(node), f"rule {spec.id!r}: {exc.message}")

@@ -82,8 +82,8 @@ class EmbeddedRedis:
     """A real redis-server on a unix socket with its data under ``var_dir``.
 
     A server already answering on the socket (started by another newsalert
-    process) is reused and left running; one this object started is shut
-    down by ``stop``.
+    process, or left running by a ``run`` that was killed) is reused and left
+    running; one this object started is shut down by ``stop``.
     """
 
     def __init__(self, var_dir: str | os.PathLike[str]) -> None:
@@ -118,10 +118,14 @@ class EmbeddedRedis:
             "--unixsocketperm", "700", "--dir", str(self.var_dir), "--daemonize", "no",
             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
             "--maxmemory-policy", "noeviction", "--logfile", str(self.var_dir / "redis.log"),
+            "--pidfile", str(self.var_dir / "redis.pid"),
             # Seen-sets stay compact listpacks up to this size (see bench/poll.py).
             "--zset-max-ziplist-entries", "512", "--zset-max-ziplist-value", "64",
         ]
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        # Its own session: a SIGTERM sent to the dyno's process group must not stop
+        # Redis before the workers have finished their jobs; ``stop`` ends it last.
+        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._answers():
