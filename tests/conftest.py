@@ -9,20 +9,16 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from worker.queue import EmbeddedRedis, connect  # noqa: E402
+from worker.queue import EmbeddedRedis, connect
 
 
 @pytest.fixture(scope="session")

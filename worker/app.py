@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 import redis
 
 from worker import keys
 from worker.config import Config, config_version, load_config
-from worker.errors import ConfigError
-from worker.queue import EmbeddedRedis, connect, ping
+from worker.errors import ConfigError, NewsAlertError
+from worker.metrics import incr
+from worker.queue import EmbeddedRedis, connect, persistence_warnings, ping
 from worker.rules import Engine
 
 log = logging.getLogger("newsalert.app")
+
+#: Seconds between checks of config/ for changes (the issue asks for under 10).
+RELOAD_EVERY = 3.0
 
 
 def default_config_dir() -> str:
@@ -39,6 +44,9 @@ class App:
         self._redis: redis.Redis | None = None
         self._config: Config | None = None
         self._engine: tuple[str, Engine] | None = None
+        self._rejected: list[str] = []
+        self._warned = os.environ.get("NEWSALERT_CHILD") == "1"  # the parent already warned
+        self._checked = time.monotonic()
 
     # -- config -----------------------------------------------------------
     def config(self) -> Config:
@@ -55,16 +63,32 @@ class App:
                 return False
             fresh = load_config(self.config_dir)
             self.check_examples(fresh)
-        except ConfigError as exc:
-            for line in exc.lines():
-                log.error("config rejected, keeping version %s: %s", current.version, line)
+        except (ConfigError, OSError) as exc:
+            lines = exc.lines() if isinstance(exc, ConfigError) else [str(exc)]
+            if lines != self._rejected:  # say it once per bad edit, not every few seconds
+                for line in lines:
+                    log.error("config rejected, keeping version %s: %s", current.version, line)
+                self._count_reload_error()
+            self._rejected = lines
             return False
-        except OSError as exc:
-            log.error("config unreadable, keeping version %s: %s", current.version, exc)
-            return False
+        self._rejected = []
         self._config = fresh
         log.info("config switched from %s to %s", current.version, fresh.version)
         return True
+
+    def maybe_reload(self) -> bool:
+        """``reload`` at most once every ``RELOAD_EVERY`` seconds."""
+        now = time.monotonic()
+        if now - self._checked < RELOAD_EVERY:
+            return False
+        self._checked = now
+        return self.reload()
+
+    def _count_reload_error(self) -> None:
+        try:
+            incr(self.redis, "config_reload_errors")
+        except (redis.RedisError, NewsAlertError):
+            pass  # the log line above already says it
 
     def engine(self) -> Engine:
         """Return the rule engine compiled for the live config (compiled once per version)."""
@@ -93,6 +117,10 @@ class App:
                 self.redis_url = url
             self._redis = connect(url)
             ping(self._redis)
+            if self.embedded is None and not self._warned:
+                for warning in persistence_warnings(self._redis):
+                    log.warning(warning)
+                self._warned = True
         return self._redis
 
     def publish_version(self) -> None:

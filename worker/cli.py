@@ -30,6 +30,9 @@ RET_FEED = 4
 RET_PENDING = 5
 
 log = logging.getLogger("newsalert")
+METRICS_PORT = click.option(
+    "--metrics-port", type=int, default=None, envvar="PORT",
+    help="Serve /metrics and /healthz on this port (default: $PORT, else none).")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -83,45 +86,58 @@ def _app(ctx: click.Context) -> App:
 @click.option("--once", is_flag=True, help="Poll every feed once, deliver, then exit.")
 @click.option("--wait", default=60.0, show_default=True, help="With --once: seconds to wait for deliveries.")
 @click.option("--workers", default=2, show_default=True, help="Worker processes to run.")
+@METRICS_PORT
 @click.pass_context
 @handled
-def run(ctx: click.Context, once: bool, wait: float, workers: int) -> None:
+def run(ctx: click.Context, once: bool, wait: float, workers: int, metrics_port: int | None) -> None:
     """Run everything: poller and workers (the dyno)."""
-    from worker.runner import run_once, supervise
+    from worker.runner import run_once
+    from worker.supervisor import supervise
 
     app = _app(ctx)
     if once:
         left = run_once(app, wait)
         sys.exit(RET_PENDING if left else RET_OK)
     extra = ["--config", str(app.config_dir)]
-    sys.exit(supervise(app, workers, extra))
+    sys.exit(supervise(app, workers, extra, metrics_port=metrics_port))
 
 
 @cli.command()
 @click.option("--once", is_flag=True, help="Poll every feed once and exit.")
+@METRICS_PORT
 @click.pass_context
 @handled
-def poll(ctx: click.Context, once: bool) -> None:
+def poll(ctx: click.Context, once: bool, metrics_port: int | None) -> None:
     """Run the poller alone (scale out with more of these)."""
-    from worker.runner import poll_forever, poll_once
+    from worker.runner import poll_forever, poll_once, serve_metrics
 
     app = _app(ctx)
     if once:
         poll_once(app)
     else:
+        serve_metrics(app, metrics_port, ("poller",))
         poll_forever(app)
 
 
 @cli.command()
 @click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
 @click.option("--queues", default=",".join(keys.QUEUES), show_default=True)
+@click.option("--workers", default=1, show_default=True, help="Worker processes (more than 1: supervised children).")
+@METRICS_PORT
 @click.pass_context
 @handled
-def work(ctx: click.Context, burst: bool, queues: str) -> None:
-    """Run one RQ worker alone (scale out with more of these)."""
-    from worker.runner import work_forever
+def work(ctx: click.Context, burst: bool, queues: str, workers: int, metrics_port: int | None) -> None:
+    """Run RQ workers alone (scale out with more of these)."""
+    from worker.runner import serve_metrics, work_forever
+    from worker.supervisor import supervise
 
-    work_forever(_app(ctx), burst=burst, queues=tuple(q for q in queues.split(",") if q))
+    app = _app(ctx)
+    names = tuple(q for q in queues.split(",") if q)
+    if workers > 1 and not burst:
+        extra = ["--config", str(app.config_dir)]
+        sys.exit(supervise(app, workers, extra, poller=False, metrics_port=metrics_port))
+    serve_metrics(app, metrics_port, ("worker",))
+    work_forever(app, burst=burst, queues=names)
 
 
 @cli.command()
@@ -238,8 +254,14 @@ def replay(ctx: click.Context, destination: str | None, since: str | None) -> No
     from worker.replay import replay_dead_letters
 
     app = _app(ctx)
-    n = replay_dead_letters(app, destination, parse_duration(since) if since else None)
-    click.echo(f"{n} dead letter(s) queued again")
+    if destination is not None and destination not in app.config().destinations:
+        raise NewsAlertError(f"unknown destination {destination!r}")
+    try:
+        window = parse_duration(since) if since else None
+    except ValueError as exc:
+        raise NewsAlertError(f"--since: {exc}") from None
+    n = replay_dead_letters(app, destination, window)
+    click.echo(f"{n} dead letter(s) queued again; a running worker (or `newsalert work --burst`) sends them")
 
 
 @cli.command("test-destination")
@@ -249,13 +271,19 @@ def replay(ctx: click.Context, destination: str | None, since: str | None) -> No
 def test_destination(ctx: click.Context, name: str) -> None:
     """Send a real test message to a destination and report the outcome."""
     from worker.deliver import default_format, send
+    from worker.errors import DeliveryError
     from worker.message import redact_url
 
     dest = _app(ctx).config().destinations.get(name)
     if dest is None:
         raise NewsAlertError(f"unknown destination {name!r}")
-    send(dest, "newsalert test", "This is a test message from newsalert.",
-         dest.format or default_format(dest.url))
+    # send() raises DeliveryError (exit code 1) unless the service accepted it: a 404
+    # or 500 is a failure here, not "sent". It bypasses the ledger and the rate limit.
+    try:
+        send(dest, "newsalert test", "This is a test message from newsalert.",
+             dest.format or default_format(dest.url))
+    except DeliveryError as exc:
+        raise DeliveryError(f"{exc} (url {redact_url(dest.url)})") from None
     click.echo(f"ok: {name} ({redact_url(dest.url)}) accepted the test message")
 
 

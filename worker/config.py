@@ -27,7 +27,9 @@ from ruamel.yaml.error import MarkedYAMLError
 
 from worker.errors import ConfigError, QueryError
 from worker.model import TEXT_FIELDS
+from worker.message import check_template
 from worker.rules import RuleSpec, validate
+from worker.schedule import parse_digest, parse_quiet_hours
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -327,6 +329,15 @@ def _load_feeds(ld: _Loader) -> tuple[tuple[Feed, ...], bool]:
     return tuple(feeds), allow_private
 
 
+def _checked(check: Any) -> Any:
+    """Return a converter that keeps a string setting after ``check`` accepted it."""
+    def convert(value: Any) -> str:
+        check(str(value))
+        return str(value)
+
+    return convert
+
+
 def _load_destinations(ld: _Loader) -> dict[str, Destination]:
     path = ld.root / "destinations.yaml"
     doc = ld.load(path)
@@ -348,11 +359,11 @@ def _load_destinations(ld: _Loader) -> dict[str, Destination]:
             name=str(name), url=url, secrets=tuple(secrets),
             rate=ld.convert(path, node, "rate", parse_rate, None),
             digest_after=ld.convert(path, node, "digest_after", _positive_int, None),
-            quiet_hours=ld.convert(path, node, "quiet_hours", str, None),
-            digest=ld.convert(path, node, "digest", str, None),
+            quiet_hours=ld.convert(path, node, "quiet_hours", _checked(parse_quiet_hours), None),
+            digest=ld.convert(path, node, "digest", _checked(parse_digest), None),
             format=ld.convert(path, node, "format", _choice(MESSAGE_FORMATS), None),
             tag=ld.convert(path, node, "tag", str, None),
-            template=ld.convert(path, node, "template", str, None),
+            template=ld.convert(path, node, "template", _checked(check_template), None),
             on_failure=ld.convert(path, node, "on_failure", str, None),
         )
     for name, node in doc.items():

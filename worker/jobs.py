@@ -1,4 +1,4 @@
-"""The RQ job functions: match a batch of items, deliver one alert.
+"""The RQ job functions: match a batch of items, deliver one alert, flush an outbox.
 
 Both are safe to run twice (RQ re-runs lost jobs; FACTS.md): matching only
 enqueues deliveries under deterministic ids, and delivery goes through the
@@ -13,11 +13,13 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from worker import keys
+from worker import deliver as deliver_
+from worker import keys, outbox
 from worker.app import current_app
 from worker.deliver import default_format, deliver_once
 from worker.errors import DeliveryError
 from worker.message import render
+from worker.metrics import incr
 from worker.model import Alert, Item, Match
 from worker.queue import enqueue_delivery, retries_left
 
@@ -63,9 +65,12 @@ def match_batch(item_ids: list[str], version: str) -> dict[str, int]:
             client.sadd(keys.story_feeds(story), item.feed)
             client.expire(keys.story_feeds(story), keys.STORY_FEEDS_TTL)
             client.hincrby(keys.counter("watchlist"), alert.watchlist, 1)
+            for rule in alert.rule.split(", "):
+                incr(client, "matches", alert.watchlist, rule)
             for dest in wl.notify if wl else ():
                 delivery = keys.delivery_id(alert.watchlist, story, dest)
-                payload = {"delivery": delivery, "destination": dest, "alert": alert.to_dict()}
+                payload = {"delivery": delivery, "destination": dest, "alert": alert.to_dict(),
+                           "urgent": bool(wl.urgent)}
                 if enqueue_delivery(client, delivery, payload):
                     counts["queued"] += 1
             log.info("match: watchlist %s rule %s on %r (%s)", alert.watchlist, alert.rule,
@@ -76,17 +81,12 @@ def match_batch(item_ids: list[str], version: str) -> dict[str, int]:
 
 def dead_letter(payload: dict[str, Any], reason: str) -> None:
     """Keep a delivery that failed for good, with its reason, for ``newsalert replay``."""
-    client = current_app().redis
-    letter = {**payload, "reason": reason, "failed_at": time.time()}
-    with client.pipeline() as pipe:
-        pipe.lpush(keys.DEAD_LETTERS, json.dumps(letter))
-        pipe.ltrim(keys.DEAD_LETTERS, 0, keys.DEAD_LETTERS_MAX - 1)
-        pipe.hincrby(keys.counter("dead"), payload["destination"], 1)
-        pipe.execute()
+    app = current_app()
+    deliver_.dead_letter(app.redis, app.config(), payload, reason)
 
 
 def deliver(payload: dict[str, Any]) -> str:
-    """Render and send one alert to one destination, at most once."""
+    """Send one alert to one destination at most once, directly or through its outbox."""
     app = current_app()
     client = app.redis
     config = app.config()
@@ -94,9 +94,14 @@ def deliver(payload: dict[str, Any]) -> str:
     dest = config.destinations.get(name)
     if dest is None:
         dead_letter(payload, f"destination {name} is no longer configured")
-        log.error("destination %s is no longer configured; alert kept as a dead letter", name,
-                  extra={"destination": name})
         return "dead"
+    if outbox.uses_outbox(dest):
+        if deliver_.was_sent(client, payload["delivery"]):
+            client.hincrby(keys.counter("duplicate"), name, 1)
+            return "duplicate"
+        outbox.add(client, name, payload, time.time())
+        outbox.flush(client, config, name)
+        return "queued"
     alert = Alert.from_dict(payload["alert"])
     story = alert.item.story or alert.item.id
     others = sorted(f.decode() for f in client.smembers(keys.story_feeds(story)))
@@ -105,14 +110,28 @@ def deliver(payload: dict[str, Any]) -> str:
     title, body = render(alert, fmt, dest.template)
     try:
         sent = deliver_once(client, payload["delivery"], dest, title, body, fmt)
+    except deliver_.InFlight:
+        # Another worker holds the claim and owns the outcome (sent, retried or
+        # dead-lettered there); a retry here will find it sent.
+        if retries_left() > 0:
+            raise
+        return "in flight"
     except DeliveryError as exc:
+        deliver_.record_failure(client, name, str(exc))
         if retries_left() > 0:
             log.warning("%s (will retry)", exc, extra={"destination": name})
             raise
         dead_letter(payload, str(exc))
-        log.error("%s: gave up, alert kept as a dead letter", exc, extra={"destination": name})
         return "dead"
+    if sent:
+        deliver_.record_ok(client, name)
     client.hincrby(keys.counter("sent" if sent else "duplicate"), name, 1)
     log.info("%s to %s: %s", "sent" if sent else "already sent", name, alert.item.title[:80],
              extra={"destination": name, "watchlist": alert.watchlist})
     return "sent" if sent else "duplicate"
+
+
+def flush(destination: str) -> int:
+    """Send what is due from one destination's outbox; return how many messages went out."""
+    app = current_app()
+    return outbox.flush(app.redis, app.config(), destination)

@@ -83,3 +83,52 @@ CONFIG_VERSION = f"{PREFIX}config:version"
 def counter(name: str) -> str:
     """Hash of running counts for ``stats`` (by watchlist, rule, destination…)."""
     return f"{PREFIX}count:{name}"
+
+HEARTBEATS = f"{PREFIX}heartbeats"
+"""Hash of ``role:name`` → time of the last heartbeat of each poller and worker."""
+
+
+# -- delivery: outbox, flush schedule, rate limit, destination health ---------
+
+#: How long a per-destination flush lock lives: a flusher that dies frees it after this.
+FLUSH_LOCK_TTL = 60
+#: How long an idle rate-limit bucket is kept (it refills completely long before).
+BUCKET_TTL = 86400
+
+FLUSH_DUE = f"{PREFIX}flush:due"
+"""Sorted set of destination names scored by when their outbox is next due to flush."""
+
+
+def outbox(destination: str) -> str:
+    """Sorted set of delivery ids waiting for a destination, scored by when they arrived."""
+    return f"{PREFIX}outbox:{destination}"
+
+
+def outbox_payloads(destination: str) -> str:
+    """Hash of delivery id → JSON delivery payload for a destination's outbox."""
+    return f"{PREFIX}outbox:{destination}:payloads"
+
+
+def outbox_attempts(destination: str) -> str:
+    """Hash of delivery id → failed send attempts while in the outbox."""
+    return f"{PREFIX}outbox:{destination}:attempts"
+
+
+def flush_lock(destination: str) -> str:
+    """The one process flushing a destination's outbox (SET NX with FLUSH_LOCK_TTL)."""
+    return f"{PREFIX}flush:lock:{destination}"
+
+
+def bucket(destination: str) -> str:
+    """Token bucket of a destination's rate limit (hash: tokens, ts)."""
+    return f"{PREFIX}bucket:{destination}"
+
+
+def destination_health(destination: str) -> str:
+    """Hash of a destination's health: consecutive failures, last error, retry_at, last_ok."""
+    return f"{PREFIX}dest:{destination}"
+
+
+def notice_id(delivery: str, failed_at: float) -> str:
+    """Return the ledger id of the on_failure notice for one dead letter."""
+    return _h("notice", delivery, f"{failed_at:.6f}")

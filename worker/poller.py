@@ -33,6 +33,7 @@ from worker.config import Config, Feed
 from worker.errors import FeedError
 from worker.feeds import parse_feed
 from worker.fetch import Fetcher, FetchLimits
+from worker.metrics import heartbeat, incr
 from worker.model import Item
 from worker.queue import enqueue_match
 
@@ -55,6 +56,14 @@ class PollOutcome:
     error: str | None = None
 
 
+def summarise_first_polls(outcomes: Sequence[PollOutcome]) -> None:
+    """Log the one line that says how many existing items first polls marked seen."""
+    first = [o for o in outcomes if o.first_poll]
+    if first:
+        log.info("%d feeds polled for the first time: %d existing items marked seen, %d backfilled",
+                 len(first), sum(o.marked_seen for o in first), sum(o.queued for o in first))
+
+
 def _newest(items: Sequence[Item], n: int) -> list[Item]:
     """Return the newest ``n`` items (feed order breaks ties: feeds list newest first)."""
     if n <= 0:
@@ -74,6 +83,7 @@ class Poller:
         self.batch_size = batch_size
         self.clock = clock
         self.token = secrets.token_hex(8)
+        self._first_polls: list[PollOutcome] = []
 
     def _queue(self, items: Sequence[Item]) -> int:
         """Store item bodies and queue them for matching in batches; return how many."""
@@ -86,6 +96,7 @@ class Poller:
         for start in range(0, len(items), self.batch_size):
             batch = items[start:start + self.batch_size]
             enqueue_match(self.redis, [i.id for i in batch], self.config.version)
+            incr(self.redis, "batches")
         return len(items)
 
     def _mark_seen(self, feed: Feed, ids: Sequence[bytes]) -> None:
@@ -135,9 +146,11 @@ class Poller:
             parsed = None if res.status == 304 else parse_feed(
                 res.body, feed_id=feed.id, url=res.url, headers=res.headers)
         except FeedError as exc:
+            incr(self.redis, "fetches", feed.id, exc.reason)
             out.status, out.error = exc.status, str(exc)
             log.warning("feed %s: %s", feed.id, exc, extra={"feed": feed.id, "reason": exc.reason})
             return out, self._record_failure(feed, state, exc)
+        incr(self.redis, "fetches", feed.id, "not_modified" if res.status == 304 else "ok")
         now = self.clock()
         mapping: dict[str, str | float | int] = {
             "failures": 0, "last_ok": now, "status": res.status, "config_url": feed.url}
@@ -166,6 +179,10 @@ class Poller:
         scores = self.redis.zmscore(keys.seen(feed.id), ids) if ids else []
         new = [item for item, score in zip(items, scores) if score is None]
         new = list({i.id: i for i in new}.values())
+        with self.redis.pipeline(transaction=False) as pipe:
+            incr(pipe, "items", feed.id, "new" if primed else "first_poll", by=len(new))
+            incr(pipe, "items", feed.id, "seen", by=len(items) - len(new))
+            pipe.execute()
         if primed:
             out.new = len(new)
             out.queued = self._queue(new)
@@ -196,6 +213,8 @@ class Poller:
                     return None
             out, delay = await self.poll_feed(fetcher, feed)
             self.redis.zadd(keys.SCHEDULE, {feed.id: self.clock() + delay})
+            if out.first_poll:
+                self._first_polls.append(out)
             return out
         finally:
             if self.redis.get(lease) == self.token.encode():
@@ -219,7 +238,11 @@ class Poller:
         self.sync_schedule()
         in_flight: set[asyncio.Task[PollOutcome | None]] = set()
         async with Fetcher(self.limits, allow_private=self.config.allow_private_networks) as fetcher:
+            beat = 0.0
             while not stop.is_set():
+                if time.monotonic() - beat > 5:
+                    heartbeat(self.redis, "poller", self.token)
+                    beat = time.monotonic()
                 room = max_in_flight - len(in_flight)
                 due = self.redis.zrangebyscore(keys.SCHEDULE, "-inf", self.clock(), start=0, num=room) if room > 0 else []
                 busy = {t.get_name() for t in in_flight}
@@ -231,6 +254,9 @@ class Poller:
                         self._leased(fetcher, feed, only_if_due=True), name=feed.id)
                     in_flight.add(task)
                     task.add_done_callback(in_flight.discard)
+                if self._first_polls and not in_flight:
+                    summarise_first_polls(self._first_polls)
+                    self._first_polls.clear()
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=0.5)
                 except asyncio.TimeoutError:

@@ -21,7 +21,8 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +35,12 @@ from rq.serializers import JSONSerializer
 
 from worker import keys
 from worker.errors import RedisUnavailable
+from worker.metrics import heartbeat
 
 log = logging.getLogger("newsalert.queue")
 
 #: Delivery retry delays in seconds: about 20 minutes of trying before a dead letter.
+#: ``NEWSALERT_RETRY_INTERVALS=0,0,0`` overrides them (tests, or ops who want less patience).
 DELIVERY_RETRY_INTERVALS = (5, 15, 60, 180, 600, 600)
 MATCH_RETRY_INTERVALS = (5, 30, 120)
 
@@ -64,6 +67,25 @@ def ping(client: redis.Redis) -> None:
         client.ping()
     except redis.RedisError as exc:
         raise RedisUnavailable(f"Redis is not reachable: {exc}") from exc
+
+
+def persistence_warnings(client: redis.Redis) -> list[str]:
+    """Return what in a Redis server's settings would break our promises (empty when fine)."""
+    try:
+        conf = {k: str(v) for k, v in client.config_get("appendonly").items()}
+        conf.update({k: str(v) for k, v in client.config_get("maxmemory-policy").items()})
+    except redis.ResponseError as exc:  # managed services often disable CONFIG
+        return [f"cannot read Redis settings ({exc}); make sure it has appendonly yes "
+                "and maxmemory-policy noeviction"]
+    warnings = []
+    if conf.get("appendonly") != "yes":
+        warnings.append("Redis has appendonly no: a Redis crash or restart loses queued alerts "
+                        "and the sent-ledger (set appendonly yes, appendfsync everysec)")
+    policy = conf.get("maxmemory-policy", "noeviction")
+    if policy != "noeviction":
+        warnings.append(f"Redis has maxmemory-policy {policy}: evicted ledger keys would let "
+                        "alerts be sent twice (set maxmemory-policy noeviction)")
+    return warnings
 
 
 def _redis_server_binary() -> str:
@@ -182,14 +204,34 @@ def enqueue_delivery(client: redis.Redis, delivery: str, payload: dict[str, Any]
         status = None
     if status in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
         return False
+    intervals = delivery_retry_intervals()
     queue(client, keys.DELIVER_QUEUE).enqueue(
         "worker.jobs.deliver", payload, job_id=job_id,
-        retry=Retry(max=len(DELIVERY_RETRY_INTERVALS), interval=list(DELIVERY_RETRY_INTERVALS)),
+        retry=Retry(max=len(intervals), interval=list(intervals)) if intervals else None,
         result_ttl=3600, failure_ttl=7 * 86400, job_timeout=120,
         description=f"deliver to {payload.get('destination')}",
         pipeline=pipeline,
     )
     return True
+
+
+def delivery_retry_intervals() -> tuple[int, ...]:
+    """Return the delivery retry delays: ``NEWSALERT_RETRY_INTERVALS`` if set, else the default."""
+    raw = os.environ.get("NEWSALERT_RETRY_INTERVALS")
+    if raw is None:
+        return DELIVERY_RETRY_INTERVALS
+    return tuple(int(float(x)) for x in raw.split(",") if x.strip())
+
+
+def enqueue_flush(client: redis.Redis, destination: str, delay: float = 0.0) -> None:
+    """Queue a flush of a destination's outbox to run in ``delay`` seconds (RQ's scheduler)."""
+    q = queue(client, keys.DELIVER_QUEUE)
+    options: dict[str, Any] = {"result_ttl": 0, "failure_ttl": 86400, "job_timeout": 300,
+                               "description": f"flush {destination}"}
+    if delay <= 0:
+        q.enqueue("worker.jobs.flush", destination, **options)
+    else:
+        q.enqueue_in(timedelta(seconds=delay), "worker.jobs.flush", destination, **options)
 
 
 def retries_left() -> int:
@@ -200,8 +242,37 @@ def retries_left() -> int:
     return int(job.retries_left or 0) if job is not None else 0
 
 
+class NewsWorker(SimpleWorker):
+    """An in-process RQ worker that reports heartbeats and runs a hook before each job."""
+
+    before_job: Callable[[], object] | None = None
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> Any:
+        result = super().heartbeat(timeout, pipeline)
+        heartbeat(self.connection, "worker", self.name)
+        return result
+
+    def execute_job(self, job: Job, queue: Queue) -> Any:
+        if self.before_job is not None:
+            self.before_job()
+        return super().execute_job(job, queue)
+
+    #: Runs with RQ's maintenance (every ``maintenance_interval`` s, idle or not):
+    #: the worker's clock for outbox wake-ups too far ahead for an RQ job.
+    tick: Callable[[], object] | None = None
+
+    def run_maintenance_tasks(self) -> None:
+        super().run_maintenance_tasks()
+        if self.tick is not None:
+            try:
+                self.tick()
+            except Exception:  # a failed tick must not stop the worker; the next one retries
+                log.exception("periodic outbox flush failed")
+
+
 def make_worker(client: redis.Redis, queues: Sequence[str] = keys.QUEUES,
-                name: str | None = None) -> SimpleWorker:
+                name: str | None = None, before_job: Callable[[], object] | None = None
+                ) -> NewsWorker:
     """Return an in-process RQ worker over our queues.
 
     SimpleWorker, not the forking Worker: the compiled rule engine is kept in
@@ -209,17 +280,25 @@ def make_worker(client: redis.Redis, queues: Sequence[str] = keys.QUEUES,
     about 2× the jobs/s (FACTS.md). A short worker TTL lets another worker
     notice a killed one's abandoned job within about a minute.
     """
-    return SimpleWorker(
+    worker = NewsWorker(
         [queue(client, q) for q in queues], connection=client, name=name,
         serializer=JSONSerializer, worker_ttl=30, maintenance_interval=15,
         job_monitoring_interval=10,
     )
+    worker.before_job = before_job
+    return worker
+
+
+def depths(client: redis.Redis) -> dict[str, dict[str, int]]:
+    """Return, per queue, how many jobs are queued, running, waiting to retry and failed."""
+    out = {}
+    for name in keys.QUEUES:
+        q = queue(client, name)
+        out[name] = {"queued": q.count, "running": q.started_job_registry.count,
+                     "retrying": q.scheduled_job_registry.count, "failed": q.failed_job_registry.count}
+    return out
 
 
 def pending(client: redis.Redis) -> int:
     """Return how many jobs are queued, running or scheduled for retry."""
-    total = 0
-    for name in keys.QUEUES:
-        q = queue(client, name)
-        total += q.count + q.started_job_registry.count + q.scheduled_job_registry.count
-    return total
+    return sum(d["queued"] + d["running"] + d["retrying"] for d in depths(client).values())

@@ -2,7 +2,8 @@
 
 Each dead letter is queued again under its original delivery id, so the
 exactly-once ledger still holds: one that was in fact sent before it was
-dead-lettered is not sent twice.
+dead-lettered (or is replayed twice) is not sent twice. Replaying also lifts
+the destination's failure back-off: whoever replays believes it works again.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import time
 from worker import keys
 from worker.app import App
 from worker.queue import enqueue_delivery
+
+PAYLOAD_KEYS = ("delivery", "destination", "alert", "urgent")
 
 
 def replay_dead_letters(app: App, destination: str | None = None, since: float | None = None) -> int:
@@ -26,8 +29,11 @@ def replay_dead_letters(app: App, destination: str | None = None, since: float |
             continue
         if cutoff and float(letter.get("failed_at", 0)) < cutoff:
             continue
-        payload = {k: letter[k] for k in ("delivery", "destination", "alert")}
+        # LREM first: of two replays racing over one letter, only one queues it.
+        if not client.lrem(keys.DEAD_LETTERS, 1, raw):
+            continue
+        payload = {k: letter[k] for k in PAYLOAD_KEYS if k in letter}
+        client.hdel(keys.destination_health(payload["destination"]), "retry_at")
         enqueue_delivery(client, payload["delivery"], payload)
-        client.lrem(keys.DEAD_LETTERS, 1, raw)
         count += 1
     return count

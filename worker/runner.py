@@ -1,42 +1,34 @@
 """The long-running modes: poller, worker, ``run --once`` and the ``run`` process tree.
 
-``run`` is a small supervisor: it starts (or connects to) Redis, then one
-``newsalert poll`` and ``--workers`` ``newsalert work`` child processes that
-share it through ``REDIS_URL``. A child that dies is restarted with backoff
-and the reason is logged. SIGTERM/SIGINT are passed on to the children,
-which finish what they are doing; the supervisor waits up to
-``SHUTDOWN_GRACE`` seconds (a dyno gets 30) before it kills what is left.
+``run`` itself (the process tree) is in ``worker.supervisor``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
-import subprocess
-import sys
 import time
-from dataclasses import dataclass, field
 
 from worker import keys
-from worker.app import App, install
-from worker.poller import PollOutcome, Poller
-from worker.queue import make_worker, pending
+from worker.app import RELOAD_EVERY, App, install
+from worker.outbox import flush_due
+from worker.poller import PollOutcome, Poller, summarise_first_polls
+from worker.queue import depths, make_worker, pending
 
 log = logging.getLogger("newsalert.run")
 
-SHUTDOWN_GRACE = 25.0
-RELOAD_EVERY = 5.0
 
 
-def summarise_first_polls(outcomes: list[PollOutcome]) -> None:
-    """Log the one line that says how many existing items were marked seen."""
-    first = [o for o in outcomes if o.first_poll]
-    if first:
-        marked = sum(o.marked_seen for o in first)
-        log.info("%d feeds polled for the first time, %d existing items marked seen, %d backfilled",
-                 len(first), marked, sum(o.queued for o in first))
+def serve_metrics(app: App, port: int | None, roles: tuple[str, ...]) -> None:
+    """Serve /metrics and /healthz on ``port`` (nothing when it is None)."""
+    if port is None:
+        return
+    from worker.metrics import RedisCollector, serve
+
+    client = app.redis
+    serve(client, port, RedisCollector(client, lambda: depths(client), lambda: app.config().version),
+          roles)
 
 
 def poll_once(app: App) -> list[PollOutcome]:
@@ -56,6 +48,7 @@ def drain(app: App, wait: float) -> int:
     deadline = time.monotonic() + wait
     while True:
         worker.work(burst=True, with_scheduler=True, logging_level="WARNING")
+        flush_due(app.redis, app.config())  # outboxes whose quiet hours/digest time has come
         left = pending(app.redis)
         if left == 0 or time.monotonic() >= deadline:
             return left
@@ -105,67 +98,7 @@ def work_forever(app: App, burst: bool = False, queues: tuple[str, ...] = keys.Q
     """Run an RQ worker over our queues until SIGTERM (RQ finishes the current job first)."""
     install(app)
     app.engine()  # compile before taking the first job
-    worker = make_worker(app.redis, queues)
+    worker = make_worker(app.redis, queues, before_job=app.maybe_reload)
+    worker.tick = lambda: flush_due(app.redis, app.config())
     log.info("worker %s started on %s, config %s", worker.name, ", ".join(queues), app.config().version)
     worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
-
-
-@dataclass
-class Child:
-    """A supervised child process."""
-
-    name: str
-    argv: list[str]
-    proc: subprocess.Popen[bytes] | None = None
-    restarts: int = 0
-    next_start: float = 0.0
-    started: float = field(default=0.0)
-
-
-def supervise(app: App, workers: int, extra_args: list[str]) -> int:
-    """Run the poller and workers as child processes until SIGTERM; return the exit code."""
-    env = dict(os.environ, REDIS_URL=app.redis_url or "", NEWSALERT_CONFIG=str(app.config_dir))
-    _ = app.redis  # start the embedded Redis, if any, before the children need it
-    env["REDIS_URL"] = app.redis_url or ""
-    base = [sys.executable, "-m", "worker.cli", *extra_args]
-    children = [Child("poller", [*base, "poll"])]
-    children += [Child(f"worker-{i + 1}", [*base, "work"]) for i in range(workers)]
-    stopping = False
-
-    def on_signal(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    log.info("newsalert run: %d feeds, %d watchlists, %d workers, config %s",
-             len(app.config().feeds), len(app.config().watchlists), workers, app.config().version)
-    while not stopping:
-        now = time.monotonic()
-        for child in children:
-            if child.proc is not None and child.proc.poll() is not None:
-                code = child.proc.returncode
-                lived = now - child.started
-                child.restarts = 0 if lived > 60 else child.restarts + 1
-                delay = min(2 ** child.restarts, 60)
-                log.error("%s exited with code %s; restarting in %ds", child.name, code, delay)
-                child.proc, child.next_start = None, now + delay
-            if child.proc is None and now >= child.next_start:
-                child.proc = subprocess.Popen(child.argv, env=env)
-                child.started = now
-        time.sleep(0.2)
-    log.info("shutting down: waiting up to %.0fs for children to finish", SHUTDOWN_GRACE)
-    for child in children:
-        if child.proc and child.proc.poll() is None:
-            child.proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + SHUTDOWN_GRACE
-    for child in children:
-        if child.proc is None:
-            continue
-        try:
-            child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            log.error("%s did not stop in time; killing it", child.name)
-            child.proc.kill()
-            child.proc.wait()
-    return 0

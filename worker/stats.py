@@ -7,7 +7,8 @@ from typing import Any
 
 from worker import keys
 from worker.app import App
-from worker.queue import queue
+from worker.deliver import health as destination_health
+from worker.queue import depths
 
 
 def _decode(mapping: dict[bytes, bytes]) -> dict[str, str]:
@@ -33,12 +34,8 @@ def collect(app: App) -> dict[str, Any]:
         })
     feeds.sort(key=lambda f: (-f["failures"], f["last_ok"] is not None, f["id"]))
     counters = {name: {k: int(v) for k, v in _decode(client.hgetall(keys.counter(name))).items()}
-                for name in ("watchlist", "sent", "duplicate", "dead")}
-    queues = {}
-    for name in keys.QUEUES:
-        q = queue(client, name)
-        queues[name] = {"queued": q.count, "running": q.started_job_registry.count,
-                        "retrying": q.scheduled_job_registry.count, "failed": q.failed_job_registry.count}
+                for name in ("watchlist", "sent", "duplicate", "dead", "digest")}
+    queues = depths(client)
     return {
         "config_version": config.version,
         "live_version": (client.get(keys.CONFIG_VERSION) or b"").decode() or None,
@@ -47,7 +44,9 @@ def collect(app: App) -> dict[str, Any]:
         "watchlists": counters["watchlist"],
         "destinations": {name: {"sent": counters["sent"].get(name, 0),
                                 "duplicates_suppressed": counters["duplicate"].get(name, 0),
-                                "dead_letters": counters["dead"].get(name, 0)}
+                                "dead_letters": counters["dead"].get(name, 0),
+                                "digests": counters["digest"].get(name, 0),
+                                **destination_health(client, name)}
                          for name in config.destinations},
         "dead_letters": client.llen(keys.DEAD_LETTERS),
     }
@@ -70,6 +69,9 @@ def render_stats(data: dict[str, Any]) -> str:
     lines += ["", "destinations:"]
     for name, d in data["destinations"].items():
         lines.append(f"  {name:28} sent {d['sent']:>5}  duplicates suppressed "
-                     f"{d['duplicates_suppressed']:>4}  dead letters {d['dead_letters']:>3}")
+                     f"{d['duplicates_suppressed']:>4}  dead letters {d['dead_letters']:>3}"
+                     f"  waiting {d['waiting']:>4}")
+        if d["failing"]:
+            lines.append(f"    ✗ failing: {d['consecutive_failures']} failures in a row: {d['last_error']}")
     lines.append(f"\ndead letters waiting: {data['dead_letters']}")
     return "\n".join(lines)

@@ -1,0 +1,82 @@
+"""Rule text handling: HTML to text, normalisation, tokens and their offsets."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from worker.rules import html_to_text
+from worker.rules.text import Field, tokenize, words
+
+
+@pytest.mark.parametrize(
+    ("html", "text"),
+    [
+        ("plain text", "plain text"),
+        ("AT&amp;T &#160;and&nbsp;co", "AT&T and co"),  # entities decoded, no-break space collapsed
+        ("Tom &amp; Jerry &lt;3", "Tom & Jerry <3"),
+        ("a  \t b\n\n\n c", "a b\nc"),
+        ("<p>One</p><p>Two</p>", "One\nTwo"),
+        ("line<br>break<br/>again", "line\nbreak\nagain"),
+        ("<b>bold</b> and <i>it</i>alic", "bold and italic"),
+        (
+            '<a href="https://kursk.example/" title="Kursk">link</a>',
+            "link",
+        ),  # attributes are not text
+        ("<script>var kursk = 1;</script>visible<style>p {}</style>", "visible"),
+        ("<ul><li>one</li><li>two</li></ul>", "one\ntwo"),
+        ("<div>Kyiv&#8217;s <em>army</em></div>", "Kyiv’s army"),
+        ("x <!-- a comment --> y", "x y"),
+        ("<td>a</td><td>b</td>", "a\nb"),
+        ("", ""),
+        ("   ", ""),
+    ],
+)
+def test_html_to_text(html: str, text: str) -> None:
+    assert html_to_text(html) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "tokens"),
+    [
+        ("North-Korean soldiers", ["north", "korean", "soldiers"]),
+        ("Kursk's region", ["kursk", "s", "region"]),
+        ("“Kursk”—region", ["kursk", "region"]),
+        ("snake_case", ["snake", "case"]),
+        ("Zelenský ZELENSKYY", ["zelensky", "zelenskyy"]),
+        ("Straße GRÜSSE", ["strasse", "grusse"]),
+        ("Київ Курськ", ["киів", "курськ"]),
+        ("Ёлка, йод", ["елка", "иод"]),
+        ("북한 군인", ["북한", "군인"]),
+        ("東京で", ["東", "京", "で"]),
+        ("ＡＢＣ１２", ["abc12"]),
+        ("ﬁnance", ["finance"]),
+        ("Kur\u00adsk e\u0301cole", ["kursk", "ecole"]),
+        ("İstanbul", ["istanbul"]),
+        ("12,000 troops", ["12", "000", "troops"]),
+    ],
+)
+def test_words(text: str, tokens: list[str]) -> None:
+    assert words(text) == tokens
+    got, spans = tokenize(text)
+    assert got == tokens
+    assert all(0 <= a < b <= len(text) for a, b in spans)
+
+
+ALPHABET = st.sampled_from(
+    list("abcXYZ09 -'.,_\n\t") + list("“”’—–\u00a0\u00ad") + list("éýüßÉКиїё북한東京ﬁ\u0301")
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(ALPHABET, max_size=40))
+def test_fast_path_equals_slow_path(text: str) -> None:
+    """The C-only path for (near-)ASCII text gives the tokens and offsets of the general one."""
+    field = Field(text)
+    tokens, spans = tokenize(text)
+    assert field.canonical == " " + " ".join(tokens) + " "
+    assert field.spans == spans
+    for i, (a, b) in enumerate(spans):
+        assert field.char_span(i, i + 1) == (a, b)
+        assert text[a:b].strip() == text[a:b]

@@ -1,0 +1,13 @@
+"""The rule engine: parse watchlist rules, normalise item text, match, highlight, explain.
+
+Modules: ``text`` (HTML → text, normalisation, tokens), ``query`` (parser → tree),
+``spec`` (RuleSpec → tree, validation), ``engine`` (index + evaluation),
+``explain`` (why a rule did or did not fire).
+"""
+
+from worker.rules.engine import Engine
+from worker.rules.explain import Explanation, render_explanation
+from worker.rules.spec import RuleSpec, validate
+from worker.rules.text import html_to_text
+
+__all__ = ["Engine", "Explanation", "RuleSpec", "html_to_text", "render_explanation", "validate"]

@@ -1,0 +1,193 @@
+"""Turn HTML into plain text, and plain text into normalised word tokens.
+
+Decisions:
+
+- Tokens are runs of letters, digits and combining marks found in the
+  *original* text; everything else (spaces, hyphens, apostrophes, curly quotes,
+  dashes, ``_``) separates words, so ``North-Korean`` ≡ ``north korean`` and
+  ``Kursk's`` yields ``kursk`` + ``s``.
+- Each token is normalised on its own: NFKC, casefold, Latin/Greek/Cyrillic
+  diacritics (U+0300–U+036F) dropped, then NFC again so Hangul stays in
+  syllables. ``Zelenský`` → ``zelensky``, ``Straße`` → ``strasse``,
+  ``й`` → ``и``. Soft hyphens and zero-width joiners inside a word vanish.
+- Scripts written without spaces (Han, Kana, Thai, Lao, Khmer, Myanmar) give
+  one token per character, so a term written in them matches as a substring.
+- Every token keeps the span of the original text it came from, so highlights
+  index the text the user sees. The canonical form of a field is its tokens
+  joined by single spaces with a space at each end; a term matches a field
+  exactly when ``" term "`` (or ``" prefix"``) is a substring of it.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import sys
+import unicodedata
+from functools import lru_cache
+from html.parser import HTMLParser
+
+# Characters of scripts without spaces between words: each is its own token.
+SPACELESS = (
+    "\u0e00-\u0eff"  # Thai, Lao
+    "\u1000-\u109f"  # Myanmar
+    "\u1780-\u17ff"  # Khmer
+    "\u2e80-\u2fdf"  # CJK radicals
+    "\u3005-\u3007\u3021-\u3029\u3031-\u3035\u3038-\u303c"  # CJK marks, ideographic numbers
+    "\u3040-\u30ff\u31f0-\u31ff"  # Hiragana, Katakana
+    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # Han
+    "\uff66-\uff9f"  # half-width Katakana
+    "\U00020000-\U0003134f"  # Han extensions
+)
+
+
+def _mark_class() -> str:
+    """Return a regex class body of every combining mark in the BMP, plus in-word format chars."""
+    ranges: list[tuple[int, int]] = []
+    for cp in range(0x300, 0x10000):
+        if unicodedata.category(chr(cp)).startswith("M"):
+            if ranges and ranges[-1][1] == cp - 1:
+                ranges[-1] = (ranges[-1][0], cp)
+            else:
+                ranges.append((cp, cp))
+    body = "".join(f"{chr(a)}-{chr(b)}" if a != b else chr(a) for a, b in ranges)
+    # Soft hyphen, zero-width space/joiners, word joiner, BOM: invisible inside a word.
+    return re.escape(body).replace("\\-", "-") + "\u00ad\u200b-\u200d\u2060\ufeff"
+
+
+_INVISIBLE = re.compile("[\u00ad\u200b-\u200d\u2060\ufeff]")
+_MARKS = _mark_class()
+#: A word: one spaceless-script character, or a run of other letters/digits/marks.
+TOKEN_RE = re.compile(f"[{SPACELESS}]|(?:[^\\W_{SPACELESS}]|[{_MARKS}])+")
+_ASCII_TOKEN_RE = re.compile(r"[A-Za-z0-9]+")
+# ASCII text in one C call: lower-cased, every separator a space, offsets unchanged.
+_ASCII_FOLD = str.maketrans({i: (chr(i).lower() if chr(i).isalnum() else " ") for i in range(128)})
+# Typographic punctuation (curly quotes, dashes, no-break space) is common in English
+# feeds and a separator either way: blank it so such text keeps the fast path.
+_TYPOGRAPHIC_RE = re.compile("[\u00a0\u00ab\u00bb\u00b7\u2010-\u2027\u2039\u203a]")
+_RUN_RE = re.compile(r"\S+")
+# After NFKC a token may contain separators (½ → 1⁄2) or fold into spaceless chars.
+_SPLIT_RE = re.compile(f"[{SPACELESS}]|(?:[^\\W_{SPACELESS}]|[{_MARKS}])+")
+
+
+@lru_cache(maxsize=200_000)
+def normalise_word(word: str) -> tuple[str, ...]:
+    """Return the normalised tokens of one original token (usually exactly one)."""
+    if word.isascii():
+        return (word.lower(),)
+    s = unicodedata.normalize("NFKC", word).casefold()
+    s = unicodedata.normalize("NFKD", s)
+    s = "".join(c for c in s if not "\u0300" <= c <= "\u036f")
+    s = _INVISIBLE.sub("", unicodedata.normalize("NFC", s))
+    return tuple(sys.intern(t) for t in _SPLIT_RE.findall(s))
+
+
+def tokenize(text: str) -> tuple[list[str], list[tuple[int, int]]]:
+    """Return the normalised tokens of ``text`` and each one's span in ``text``."""
+    if text.isascii():
+        spans = [m.span() for m in _ASCII_TOKEN_RE.finditer(text)]
+        return [text[a:b].lower() for a, b in spans], spans
+    tokens: list[str] = []
+    spans = []
+    for m in TOKEN_RE.finditer(text):
+        for tok in normalise_word(m.group()):
+            tokens.append(tok)
+            spans.append(m.span())
+    return tokens, spans
+
+
+def words(text: str) -> list[str]:
+    """Return the normalised tokens of ``text``."""
+    if text.isascii():
+        return _ASCII_TOKEN_RE.findall(text.lower())
+    return tokenize(text)[0]
+
+
+class Field:
+    """One text field of an item, normalised once; spans are computed only when asked."""
+
+    __slots__ = ("text", "canonical", "_spans", "_folded")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._spans: list[tuple[int, int]] | None = None
+        plain = text if text.isascii() else _TYPOGRAPHIC_RE.sub(" ", text)
+        if plain.isascii():
+            self._folded = plain.translate(_ASCII_FOLD)
+            # Fast path, C calls only (a regex tokeniser costs 10x more); spans are
+            # found in the folded text, which has the same offsets, when asked.
+            self.canonical = " " + " ".join(self._folded.split()) + " "
+        else:
+            self._folded = ""
+            tokens, self._spans = tokenize(text)
+            self.canonical = " " + " ".join(tokens) + " "
+
+    @property
+    def spans(self) -> list[tuple[int, int]]:
+        """Return the original-text span of each token."""
+        if self._spans is None:
+            self._spans = [m.span() for m in _RUN_RE.finditer(self._folded)]
+        return self._spans
+
+    def token_index(self, pos: int) -> int:
+        """Return the index of the token whose leading space is at canonical ``pos``."""
+        return self.canonical.count(" ", 0, pos)
+
+    def char_span(self, start: int, end: int) -> tuple[int, int]:
+        """Return the original-text span of tokens ``start`` to ``end`` (exclusive)."""
+        spans = self.spans
+        return spans[start][0], spans[end - 1][1]
+
+
+# Elements that end a line or a paragraph when text is extracted.
+_BLOCK = frozenset(
+    "address article aside blockquote br dd details div dl dt figcaption figure footer "
+    "form h1 h2 h3 h4 h5 h6 header hr li main nav ol p pre section summary table tbody "
+    "td tfoot th thead tr ul".split()
+)
+_SKIP = frozenset({"script", "style", "template", "noscript", "head", "title"})
+_SPACES = re.compile(r"[^\S\n]+")
+_NEWLINES = re.compile(r" ?\n[\s]*")
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.skipping = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _SKIP:
+            self.skipping += 1
+        elif tag in _BLOCK:
+            self.parts.append("\n")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _BLOCK:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIP:
+            self.skipping = max(0, self.skipping - 1)
+        elif tag in _BLOCK:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.skipping:
+            self.parts.append(data)
+
+
+def _collapse(text: str) -> str:
+    """Collapse runs of spaces to one space and runs of line breaks to one line break."""
+    text = _SPACES.sub(" ", text)
+    return _NEWLINES.sub("\n", text).strip()
+
+
+def html_to_text(markup: str) -> str:
+    """Return the visible text of an HTML fragment, entities decoded, whitespace collapsed."""
+    if "<" not in markup:
+        return _collapse(html.unescape(markup))
+    parser = _TextExtractor()
+    parser.feed(markup)
+    parser.close()
+    return _collapse("".join(parser.parts))
