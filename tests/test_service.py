@@ -145,3 +145,31 @@ def test_reload_keeps_last_good_config_and_applies_valid_edits(service_env, rece
     publish(service_env, "Pyongyang and Kursk in the news again")
     time.sleep(5)
     assert len(receiver.received) == 2
+
+
+def test_sigterm_during_a_burst_loses_and_repeats_nothing(tmp_path, http_server, receiver,
+                                                          redis_client, redis_url):
+    n = 300
+    items = [{"title": f"North Korean troops near Kursk, report {i}",
+              "link": f"https://n.example.com/story/{i}"} for i in range(n)]
+    http_server.routes["/feed.xml"] = Route(body=rss(items))
+    config = write_config(tmp_path / "config",
+                          feeds=feeds_yaml({"world": f"{http_server.base}/feed.xml"}, backfill=n),
+                          destinations=f"hook:\n  url: json://127.0.0.1:{receiver.port}/alerts\n",
+                          watchlists={"kursk": WATCHLIST.format(rule="kursk-rule", term="Kursk")})
+    service = Service(config, redis_url, free_port())
+    try:
+        wait_for(lambda: len(receiver.received) >= 20, 60, "the burst to start arriving")
+    finally:
+        started = time.monotonic()
+        assert service.stop() == 0
+    assert time.monotonic() - started < 30
+    assert len(receiver.received) < n, "the burst ended before SIGTERM: nothing was tested"
+    env = dict(os.environ, REDIS_URL=redis_url, NEWSALERT_CONFIG=str(config))
+    rest = subprocess.run([sys.executable, "-m", "worker.cli", "run", "--once", "--wait", "120"],
+                          env=env, capture_output=True, text=True, timeout=180)
+    assert rest.returncode == 0, rest.stderr
+    links = [json.dumps(r["body"]).split("https://n.example.com/story/")[1].split("\\")[0].split('"')[0]
+             for r in receiver.received]
+    assert len(set(links)) == n, f"lost {n - len(set(links))}"
+    assert len(links) == n, f"duplicated {len(links) - len(set(links))}"

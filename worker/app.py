@@ -115,7 +115,7 @@ class App:
                 self.embedded = EmbeddedRedis(self.var_dir)
                 url = self.embedded.start()
                 self.redis_url = url
-            self._redis = connect(url)
+            self._redis = connect(url, os.environ.get("NEWSALERT_REDIS_SSL_CERT_REQS"))
             ping(self._redis)
             if self.embedded is None and not self._warned:
                 for warning in persistence_warnings(self._redis):

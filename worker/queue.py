@@ -45,20 +45,24 @@ DELIVERY_RETRY_INTERVALS = (5, 15, 60, 180, 600, 600)
 MATCH_RETRY_INTERVALS = (5, 30, 120)
 
 
-def connect(url: str) -> redis.Redis:
+def connect(url: str, ssl_cert_reqs: str | None = None) -> redis.Redis:
     """Return a client for ``url`` that retries transient connection errors with backoff.
 
-    ``rediss://`` URLs take redis-py's TLS options in the query string, e.g.
-    ``?ssl_cert_reqs=none`` for a managed Redis with a self-signed chain.
+    For ``rediss://`` URLs, ``ssl_cert_reqs`` (``required``, ``optional`` or
+    ``none``) says how to check the server's certificate; managed services
+    such as Heroku Redis present self-signed chains and need ``none``.
     """
-    client = redis.Redis.from_url(
+    extra: dict[str, Any] = {}
+    if url.startswith("rediss://") and ssl_cert_reqs:
+        extra["ssl_cert_reqs"] = ssl_cert_reqs
+    return redis.Redis.from_url(
         url,
         health_check_interval=30,
         socket_connect_timeout=5,
         retry=RedisRetry(ExponentialBackoff(cap=10, base=0.1), 6),
         retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+        **extra,
     )
-    return client
 
 
 def ping(client: redis.Redis) -> None:
