@@ -7,7 +7,7 @@ import logging
 import threading
 
 import pytest
-from deliverkit import dead_letters, make_app, payload, run_jobs, sent, texts, uninstall
+from deliverkit import dead_letters, make_app, payload, run_jobs, sent, uninstall
 
 from worker import deliver as deliver_mod
 from worker import keys

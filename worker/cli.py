@@ -10,7 +10,7 @@ import functools
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,6 +34,7 @@ METRICS_PORT = click.option(
     "--metrics-port", type=int, default=None, envvar="PORT",
     help="Serve /metrics and /healthz on this port (default: $PORT, else none).")
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 def _fail(message: str, code: int) -> None:
@@ -172,9 +173,20 @@ def _load_items(app: App, source: str) -> list[Item]:
     return parse_feed(res.body, feed_id=feed, url=res.url, headers=res.headers).items
 
 
+def progress(items: Sequence[T], what: str) -> Iterator[T]:
+    """Yield ``items``, with a progress bar on stderr when it is a terminal and there are several."""
+    if len(items) < 2 or not sys.stderr.isatty():
+        yield from items
+        return
+    from rich.console import Console
+    from rich.progress import track
+
+    yield from track(items, description=what, console=Console(stderr=True), transient=True)
+
+
 def _hits(app: App, sources: tuple[str, ...]) -> Iterator[tuple[Item, Any]]:
     engine = app.engine()
-    for source in sources:
+    for source in progress(sources, "matching"):
         for item in _load_items(app, source):
             for match in engine.match(item.texts()):
                 yield item, match
@@ -262,6 +274,21 @@ def replay(ctx: click.Context, destination: str | None, since: str | None) -> No
         raise NewsAlertError(f"--since: {exc}") from None
     n = replay_dead_letters(app, destination, window)
     click.echo(f"{n} dead letter(s) queued again; a running worker (or `newsalert work --burst`) sends them")
+
+
+@cli.command("import-opml")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.pass_context
+@handled
+def import_opml(ctx: click.Context, file: str) -> None:
+    """Add the feeds of an OPML export to feeds.yaml (comments and order kept)."""
+    from worker.opml import import_opml as run_import
+
+    app: App = ctx.obj
+    result = run_import(file, app.config_dir)
+    click.echo(f"added {len(result.added)} feeds, skipped {result.present} already present"
+               + (f" and {result.invalid} without an http(s) URL" if result.invalid else "")
+               + f" ({Path(app.config_dir) / 'feeds.yaml'})")
 
 
 @cli.command("test-destination")

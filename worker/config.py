@@ -50,6 +50,8 @@ class Feed:
     interval: float = 300.0
     backfill: int = 0
     fulltext: str = "auto"
+    fulltext_min_words: int = 120  # ``auto`` fetches the article below this many words
+    fulltext_deadline: float = 10.0  # seconds an item may wait for its article
 
 
 @dataclass(frozen=True)
@@ -286,6 +288,17 @@ def _bool(value: Any) -> bool:
     return value
 
 
+_FULLTEXT_KEYS = ("fulltext", "fulltext_min_words", "fulltext_deadline")
+
+
+def _deadline(value: Any) -> float:
+    # A poll holds its feed's lease (LEASE_TTL, 2 min) while its items wait for articles.
+    seconds = parse_duration(value)
+    if not 0 < seconds <= 60:
+        raise ValueError(f"must be more than 0 and at most 1m, not {value!r}")
+    return seconds
+
+
 def _load_feeds(ld: _Loader) -> tuple[tuple[Feed, ...], bool]:
     path = ld.root / "feeds.yaml"
     doc = ld.load(path)
@@ -295,10 +308,12 @@ def _load_feeds(ld: _Loader) -> tuple[tuple[Feed, ...], bool]:
     if top is None:
         return (), False
     defaults = top.get("defaults") or CommentedMap()
-    ld.mapping(path, defaults, "defaults", {"interval", "backfill", "fulltext"})
+    ld.mapping(path, defaults, "defaults", {"interval", "backfill", *_FULLTEXT_KEYS})
     d_interval = ld.convert(path, defaults, "interval", parse_duration, 300.0)
     d_backfill = ld.convert(path, defaults, "backfill", _positive_int, 0)
     d_fulltext = ld.convert(path, defaults, "fulltext", _choice(FULLTEXT_MODES), "auto")
+    d_min_words = ld.convert(path, defaults, "fulltext_min_words", _positive_int, 120)
+    d_deadline = ld.convert(path, defaults, "fulltext_deadline", _deadline, 10.0)
     allow_private = ld.convert(path, top, "allow_private_networks", _bool, False)
     entries = top.get("feeds")
     if not isinstance(entries, CommentedSeq):
@@ -306,7 +321,7 @@ def _load_feeds(ld: _Loader) -> tuple[tuple[Feed, ...], bool]:
         return (), allow_private
     feeds: list[Feed] = []
     seen: set[str] = set()
-    allowed = {"id", "url", "tags", "interval", "backfill", "fulltext"}
+    allowed = {"id", "url", "tags", "interval", "backfill", *_FULLTEXT_KEYS}
     for node in entries:
         if ld.mapping(path, node, "feed", allowed, {"id", "url"}) is None:
             continue
@@ -325,6 +340,9 @@ def _load_feeds(ld: _Loader) -> tuple[tuple[Feed, ...], bool]:
             id=fid, url=url, tags=ld.strings(path, node, "tags"), interval=interval,
             backfill=ld.convert(path, node, "backfill", _positive_int, d_backfill),
             fulltext=ld.convert(path, node, "fulltext", _choice(FULLTEXT_MODES), d_fulltext),
+            fulltext_min_words=ld.convert(path, node, "fulltext_min_words", _positive_int,
+                                          d_min_words),
+            fulltext_deadline=ld.convert(path, node, "fulltext_deadline", _deadline, d_deadline),
         ))
     return tuple(feeds), allow_private
 

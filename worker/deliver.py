@@ -105,10 +105,14 @@ def quiet_apprise_logs() -> None:
     """Keep apprise's DEBUG output (which prints webhook tokens) out of our logs.
 
     urllib3, apprise's transport through requests, logs every request line,
-    webhook path and query tokens included, at DEBUG too.
+    webhook path and query tokens included, at DEBUG too. apprise's warnings
+    do not propagate to our handlers at all: ``send`` captures them per call
+    and raises them, secrets masked, as ``DeliveryError``, so they are logged
+    once, by us.
     """
     for name in ("apprise", "urllib3"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("apprise").propagate = False
 
 
 def default_format(url: str) -> str:
@@ -228,9 +232,13 @@ def record_failure(client: redis.Redis, name: str, reason: str, now: float | Non
     return failures
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def health(client: redis.Redis, name: str) -> dict[str, Any]:
     """Return a destination's health figures for ``stats``."""
-    raw = {k.decode(): v.decode() for k, v in client.hgetall(keys.destination_health(name)).items()}
+    raw = {_text(k): _text(v) for k, v in client.hgetall(keys.destination_health(name)).items()}
     failures = int(raw.get("failures", 0))
     return {
         "consecutive_failures": failures,
@@ -245,7 +253,7 @@ def health(client: redis.Redis, name: str) -> dict[str, Any]:
 
 
 def dead_letter(client: redis.Redis, config: Config, payload: dict[str, Any], reason: str,
-                now: float | None = None) -> None:
+                now: float | None = None, notify: bool = True) -> None:
     """Keep a delivery that failed for good, with its reason, and tell ``on_failure``."""
     failed_at = now or time.time()
     letter = {**payload, "reason": reason, "failed_at": failed_at}
@@ -256,12 +264,17 @@ def dead_letter(client: redis.Redis, config: Config, payload: dict[str, Any], re
         pipe.execute()
     log.error("%s: gave up, alert kept as a dead letter", reason,
               extra={"destination": payload["destination"]})
-    notify_failure(client, config, payload, reason, failed_at)
+    if notify:
+        notify_failure(client, config, payload, reason, failed_at)
 
 
 def notify_failure(client: redis.Redis, config: Config, payload: dict[str, Any], reason: str,
-                   failed_at: float) -> None:
-    """Send a short notice of a dead letter to the destination's ``on_failure``, at most once."""
+                   failed_at: float, count: int = 1) -> None:
+    """Send a short notice of dead letters to the destination's ``on_failure``, at most once.
+
+    ``payload`` is the (first) dead letter; ``count`` how many failed with it,
+    so a digest that failed for good makes one notice, not one per alert.
+    """
     source = config.destinations.get(payload["destination"])
     target = config.destinations.get(source.on_failure) if source and source.on_failure else None
     if source is None or target is None or target.name == source.name:
@@ -269,8 +282,9 @@ def notify_failure(client: redis.Redis, config: Config, payload: dict[str, Any],
     # Only our own names go into the notice: feed text could ping or inject markup.
     watchlist = str((payload.get("alert") or {}).get("watchlist", "?"))
     title = f"newsalert: delivery to {source.name} failed"
-    body = (f"An alert of watchlist {watchlist} could not be delivered to {source.name} and was "
-            f"kept as a dead letter (delivery {payload['delivery']}).\nReason: {reason}\n"
+    what = f"1 alert of watchlist {watchlist}" if count == 1 else f"{count} alerts"
+    body = (f"{what} could not be delivered to {source.name}; kept in the dead-letter list "
+            f"(first delivery id {payload['delivery']}).\nReason: {reason}\n"
             f"Re-send with: newsalert replay --destination {source.name}")
     notice = keys.notice_id(payload["delivery"], failed_at)
     try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import replace
 from typing import Any
 
 from worker import deliver as deliver_
@@ -18,7 +17,7 @@ from worker import keys, outbox
 from worker.app import current_app
 from worker.deliver import default_format, deliver_once
 from worker.errors import DeliveryError
-from worker.message import render
+from worker.message import excerpt_article, render
 from worker.metrics import incr
 from worker.model import Alert, Item, Match
 from worker.queue import enqueue_delivery, retries_left
@@ -59,6 +58,7 @@ def match_batch(item_ids: list[str], version: str) -> dict[str, int]:
         scope = config.watchlists_for(item.feed)
         matches = engine.match(item.texts(), watchlists=scope) if scope else []
         for alert in _alerts(item, matches, names):
+            alert = excerpt_article(alert)  # the full article is not kept beyond its cache
             counts["matches"] += 1
             wl = config.watchlist(alert.watchlist)
             story = item.story or item.id
@@ -70,7 +70,7 @@ def match_batch(item_ids: list[str], version: str) -> dict[str, int]:
             for dest in wl.notify if wl else ():
                 delivery = keys.delivery_id(alert.watchlist, story, dest)
                 payload = {"delivery": delivery, "destination": dest, "alert": alert.to_dict(),
-                           "urgent": bool(wl.urgent)}
+                           "urgent": bool(wl and wl.urgent)}
                 if enqueue_delivery(client, delivery, payload):
                     counts["queued"] += 1
             log.info("match: watchlist %s rule %s on %r (%s)", alert.watchlist, alert.rule,
@@ -102,10 +102,7 @@ def deliver(payload: dict[str, Any]) -> str:
         outbox.add(client, name, payload, time.time())
         outbox.flush(client, config, name)
         return "queued"
-    alert = Alert.from_dict(payload["alert"])
-    story = alert.item.story or alert.item.id
-    others = sorted(f.decode() for f in client.smembers(keys.story_feeds(story)))
-    alert = replace(alert, also_in=tuple(f for f in others if f != alert.item.feed))
+    alert = outbox.with_also_in(client, Alert.from_dict(payload["alert"]))
     fmt = dest.format or default_format(dest.url)
     title, body = render(alert, fmt, dest.template)
     try:

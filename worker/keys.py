@@ -36,8 +36,13 @@ def _h(*parts: str) -> str:
 
 
 def seen(feed_id: str) -> str:
-    """Sorted set of 8-byte item ids, scored by when the item was last in the feed."""
+    """Legacy seen-set (sorted set of 8-byte ids); read once by ``worker.seen`` and deleted."""
     return f"{PREFIX}seen:{feed_id}"
+
+
+def seen_packed(feed_id: str) -> str:
+    """A feed's seen-set: 12-byte records (8-byte id, 4-byte last-seen second), SEEN_TTL."""
+    return f"{PREFIX}seenp:{feed_id}"
 
 
 def feed_state(feed_id: str) -> str:
@@ -132,3 +137,54 @@ def destination_health(destination: str) -> str:
 def notice_id(delivery: str, failed_at: float) -> str:
     """Return the ledger id of the on_failure notice for one dead letter."""
     return _h("notice", delivery, f"{failed_at:.6f}")
+
+
+# -- full text: article cache, robots.txt cache, host back-off ---------------
+
+#: How long extracted article text is cached by canonical URL; kept ≤ ITEM_TTL.
+#: The text also rides in the body of each new item that used it (for its
+#: match job, ITEM_TTL), so it is gone from Redis at most ARTICLE_TTL +
+#: ITEM_TTL after it was fetched.
+ARTICLE_TTL = 86400
+#: How long "no usable text" (failed fetch, not HTML, robots said no) is cached.
+ARTICLE_MISS_TTL = 15 * 60
+#: How long an article fetch marker lives: a poller that dies frees the URL after this.
+ARTICLE_LOCK_TTL = 60
+#: How long a host's robots.txt is cached (RFC 9309 asks for at most 24 h).
+ROBOTS_TTL = 86400
+#: How long a robots.txt that could not be read (5xx, timeout) counts as "disallow all".
+ROBOTS_ERROR_TTL = 15 * 60
+#: How long a host that refused (401/402/403/451, paywall, robots "Disallow: /") is left alone.
+HOST_REFUSED_TTL = 6 * 3600
+#: How long a host that keeps failing is left alone, and the window failures are counted in.
+HOST_FAILING_TTL = 3600
+HOST_FAILURES_WINDOW = 3600
+
+
+def article(canonical: str) -> str:
+    """Extracted plain text of the article at a canonical URL ("" = no usable text)."""
+    return f"{PREFIX}article:{_h(canonical)}"
+
+
+def article_lock(canonical: str) -> str:
+    """The one process fetching an article (SET NX with ARTICLE_LOCK_TTL)."""
+    return f"{PREFIX}article:lock:{_h(canonical)}"
+
+
+def robots(origin: str) -> str:
+    """A host's robots.txt text (``scheme://host:port`` origin; ROBOTS_TTL)."""
+    return f"{PREFIX}robots:{origin}"
+
+
+def host_backoff(origin: str) -> str:
+    """Present while article fetches from a host are backed off; the value is the reason."""
+    return f"{PREFIX}article:backoff:{origin}"
+
+
+def host_failures(origin: str) -> str:
+    """Count of recent failed article fetches from a host (HOST_FAILURES_WINDOW)."""
+    return f"{PREFIX}article:failures:{origin}"
+
+
+HOSTS_BACKED_OFF = f"{PREFIX}article:backoffs"
+"""Sorted set of backed-off origins scored by when their back-off ends (for ``stats``)."""

@@ -24,6 +24,7 @@ import html
 import re
 import string
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from urllib.parse import quote, urlsplit
 
@@ -336,3 +337,35 @@ def render_digest(alerts: Sequence[Alert], fmt: str, reason: str) -> tuple[str, 
     if fmt == "html":
         return title, "<ol>\n" + "\n".join(entries) + "\n</ol>"
     return title, "\n".join(entries)
+
+
+def excerpt_article(alert: Alert, context: int = 200) -> Alert:
+    """Return ``alert`` with its item's article cut to the text around its article highlights."""
+    text = alert.item.article
+    if not text:
+        return alert
+    windows: list[list[int]] = []
+    for start, end in sorted((h.start, h.end) for h in alert.highlights
+                             if h.field == "article" and 0 <= h.start < h.end <= len(text)):
+        lo, hi = max(0, start - context), min(len(text), end + context)
+        if windows and lo <= windows[-1][1]:
+            windows[-1][1] = max(windows[-1][1], hi)
+        else:
+            windows.append([lo, hi])
+    sep, at = " … ", 0
+    parts: list[str] = []
+    moves: list[tuple[int, int, int]] = []
+    for lo, hi in windows:
+        at += len(sep) if parts else 0
+        moves.append((lo, hi, at - lo))
+        parts.append(text[lo:hi])
+        at += hi - lo
+
+    def move(h: Highlight) -> Highlight:
+        for lo, hi, shift in moves:
+            if h.field == "article" and lo <= h.start and h.end <= hi:
+                return replace(h, start=h.start + shift, end=h.end + shift)
+        return h  # not in the article, or offsets that never agreed with it
+
+    return replace(alert, item=replace(alert.item, article=sep.join(parts)),
+                   highlights=tuple(move(h) for h in alert.highlights))

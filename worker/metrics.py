@@ -35,6 +35,8 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "items": ("Items read by the poller, by feed and state (new, seen, or first_poll: there "
               "before the feed's first poll).", ("feed", "state")),
     "batches": ("Match batches queued.", ()),
+    "articles": ("Full-text article fetches by feed and outcome (ok, cached, deadline, "
+                 "robots, backed_off, paywall, or an HTTP status).", ("feed", "outcome")),
     "matches": ("Rule matches by watchlist and rule.", ("watchlist", "rule")),
     "deliveries": ("Deliveries by destination and outcome (sent, failed, dead, duplicate, "
                    "rate_limited, quiet_hours, digested, cancelled).", ("destination", "outcome")),

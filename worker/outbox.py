@@ -57,6 +57,7 @@ from worker.deliver import (
     dead_letter,
     default_format,
     mark_sent,
+    notify_failure,
     record_failure,
     record_ok,
     release,
@@ -100,11 +101,6 @@ _TAKE_DUE = """
 local names = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 for _, name in ipairs(names) do redis.call('ZREM', KEYS[1], name) end
 return names
-"""
-_CLEAR_DUE = """
-local cur = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1]))
-if cur and cur <= tonumber(ARGV[2]) then redis.call('ZREM', KEYS[1], ARGV[1]) end
-return 0
 """
 _UNLOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -188,7 +184,8 @@ def plan(dest: Destination, entries: list[Entry], now: float) -> Plan:
 
 
 def _load(client: redis.Redis, destination: str) -> list[Entry]:
-    ids = client.zrange(keys.outbox(destination), 0, LOAD_MAX - 1, withscores=True)
+    ids: list[tuple[bytes, float]] = client.zrange(keys.outbox(destination), 0, LOAD_MAX - 1,
+                                                   withscores=True)  # type: ignore[assignment]
     if not ids:
         return []
     raw = client.hmget(keys.outbox_payloads(destination), [d for d, _ in ids])
@@ -201,6 +198,10 @@ def _load(client: redis.Redis, destination: str) -> list[Entry]:
     return entries
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def _forget(pipe: Any, destination: str, deliveries: list[str]) -> None:
     if deliveries:
         pipe.zrem(keys.outbox(destination), *deliveries)
@@ -208,10 +209,10 @@ def _forget(pipe: Any, destination: str, deliveries: list[str]) -> None:
         pipe.hdel(keys.outbox_attempts(destination), *deliveries)
 
 
-def _alert(client: redis.Redis, entry: Entry) -> Alert:
-    alert = Alert.from_dict(entry.payload["alert"])
+def with_also_in(client: redis.Redis, alert: Alert) -> Alert:
+    """Return ``alert`` with the other feeds its story arrived from ("also in")."""
     story = alert.item.story or alert.item.id
-    others = sorted(f.decode() for f in client.smembers(keys.story_feeds(story)))
+    others = sorted(_text(f) for f in client.smembers(keys.story_feeds(story)))
     return replace(alert, also_in=tuple(f for f in others if f != alert.item.feed))
 
 
@@ -229,7 +230,8 @@ class _Flush:
     def run(self) -> int:
         name = self.dest.name
         now = self.clock()
-        self.client.eval(_CLEAR_DUE, 1, keys.FLUSH_DUE, name, repr(now))
+        # Whatever is still waiting when this flush ends gets a fresh wake-up from it.
+        self.client.zrem(keys.FLUSH_DUE, name)
         for _ in range(MAX_MESSAGES_PER_FLUSH):
             entries = [e for e in _load(self.client, name) if e.delivery not in self.skip]
             if not entries:
@@ -272,7 +274,7 @@ class _Flush:
         if not claimed:
             return True
         fmt = self.dest.format or default_format(self.dest.url)
-        alerts = [_alert(self.client, e) for e in claimed]
+        alerts = [with_also_in(self.client, Alert.from_dict(e.payload["alert"])) for e in claimed]
         digest = p.digest_reason is not None and (len(claimed) > 1 or p.digest_reason.endswith("digest"))
         if digest:
             title, body = render_digest(alerts, fmt, p.digest_reason or "")
@@ -308,8 +310,9 @@ class _Flush:
             attempts = [int(a) for a in pipe.execute()]
         exhausted = [e for e, n in zip(claimed, attempts) if n > len(intervals)]
         for e in exhausted:
-            dead_letter(self.client, self.config, e.payload, str(exc), now)
+            dead_letter(self.client, self.config, e.payload, str(exc), now, notify=False)
         if exhausted:
+            notify_failure(self.client, self.config, exhausted[0].payload, str(exc), now, len(exhausted))
             with self.client.pipeline() as pipe:
                 _forget(pipe, name, [e.delivery for e in exhausted])
                 pipe.execute()
@@ -346,7 +349,7 @@ def flush(client: redis.Redis, config: Config, destination: str, clock: Clock = 
 def flush_due(client: redis.Redis, config: Config, clock: Clock = time.time) -> int:
     """Flush every destination whose wake-up time has come; return how many messages went out."""
     now = clock()
-    names = {n.decode() for n in client.eval(_TAKE_DUE, 1, keys.FLUSH_DUE, repr(now))}
+    names = {_text(n) for n in client.eval(_TAKE_DUE, 1, keys.FLUSH_DUE, repr(now))}
     # An outbox with alerts but no wake-up (a crash between add and schedule) is due too.
     for name, dest in config.destinations.items():
         if uses_outbox(dest) and client.zscore(keys.FLUSH_DUE, name) is None \

@@ -16,13 +16,14 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
+import math
 import os
 import shutil
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,11 @@ log = logging.getLogger("newsalert.queue")
 #: ``NEWSALERT_RETRY_INTERVALS=0,0,0`` overrides them (tests, or ops who want less patience).
 DELIVERY_RETRY_INTERVALS = (5, 15, 60, 180, 600, 600)
 MATCH_RETRY_INTERVALS = (5, 30, 120)
+#: Every job's time limit. SimpleWorker sends no heartbeat while a job runs, so a job
+#: counts as abandoned (its worker killed) HEARTBEAT_TTL seconds after it started:
+#: another worker re-runs it within HEARTBEAT_TTL + the 15 s maintenance interval.
+JOB_TIMEOUT = 30
+HEARTBEAT_TTL = JOB_TIMEOUT + 10
 
 
 def connect(url: str, ssl_cert_reqs: str | None = None) -> redis.Redis:
@@ -189,7 +195,7 @@ def enqueue_match(client: redis.Redis, item_ids: Sequence[str], version: str) ->
     queue(client, keys.MATCH_QUEUE).enqueue(
         "worker.jobs.match_batch", list(item_ids), version,
         retry=Retry(max=len(MATCH_RETRY_INTERVALS), interval=list(MATCH_RETRY_INTERVALS)),
-        result_ttl=0, failure_ttl=7 * 86400, job_timeout=300,
+        result_ttl=0, failure_ttl=7 * 86400, job_timeout=JOB_TIMEOUT,
         description=f"match {len(item_ids)} items",
     )
 
@@ -212,7 +218,7 @@ def enqueue_delivery(client: redis.Redis, delivery: str, payload: dict[str, Any]
     queue(client, keys.DELIVER_QUEUE).enqueue(
         "worker.jobs.deliver", payload, job_id=job_id,
         retry=Retry(max=len(intervals), interval=list(intervals)) if intervals else None,
-        result_ttl=3600, failure_ttl=7 * 86400, job_timeout=120,
+        result_ttl=3600, failure_ttl=7 * 86400, job_timeout=JOB_TIMEOUT,
         description=f"deliver to {payload.get('destination')}",
         pipeline=pipeline,
     )
@@ -230,12 +236,14 @@ def delivery_retry_intervals() -> tuple[int, ...]:
 def enqueue_flush(client: redis.Redis, destination: str, delay: float = 0.0) -> None:
     """Queue a flush of a destination's outbox to run in ``delay`` seconds (RQ's scheduler)."""
     q = queue(client, keys.DELIVER_QUEUE)
-    options: dict[str, Any] = {"result_ttl": 0, "failure_ttl": 86400, "job_timeout": 300,
+    options: dict[str, Any] = {"result_ttl": 0, "failure_ttl": 86400, "job_timeout": JOB_TIMEOUT,
                                "description": f"flush {destination}"}
     if delay <= 0:
         q.enqueue("worker.jobs.flush", destination, **options)
     else:
-        q.enqueue_in(timedelta(seconds=delay), "worker.jobs.flush", destination, **options)
+        # RQ keeps scheduled times in whole seconds, truncated: round up so the job never runs early.
+        at = datetime.fromtimestamp(math.ceil(time.time() + delay), UTC)
+        q.enqueue_at(at, "worker.jobs.flush", destination, **options)
 
 
 def retries_left() -> int:
@@ -255,6 +263,10 @@ class NewsWorker(SimpleWorker):
         result = super().heartbeat(timeout, pipeline)
         heartbeat(self.connection, "worker", self.name)
         return result
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float | None = None) -> int:
+        # RQ adds a fixed 60 s; ours keeps a killed worker's job stuck for under a minute.
+        return HEARTBEAT_TTL
 
     def execute_job(self, job: Job, queue: Queue) -> Any:
         if self.before_job is not None:

@@ -30,7 +30,7 @@ def replay_dead_letters(app: App, destination: str | None = None, since: float |
         if cutoff and float(letter.get("failed_at", 0)) < cutoff:
             continue
         # LREM first: of two replays racing over one letter, only one queues it.
-        if not client.lrem(keys.DEAD_LETTERS, 1, raw):
+        if not client.lrem(keys.DEAD_LETTERS, 1, raw):  # type: ignore[arg-type]
             continue
         payload = {k: letter[k] for k in PAYLOAD_KEYS if k in letter}
         client.hdel(keys.destination_health(payload["destination"]), "retry_at")

@@ -6,8 +6,11 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
+import os
 import signal
+import sys
 import time
 
 from worker import keys
@@ -18,6 +21,30 @@ from worker.queue import depths, make_worker, pending
 
 log = logging.getLogger("newsalert.run")
 
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Get SIGTERM when the parent process dies (Linux; elsewhere a no-op).
+
+    Children of ``newsalert run`` whose supervisor was SIGKILLed would otherwise
+    run on unsupervised forever, beside the children of the next ``run``; RQ's
+    scheduler (a fork of a worker) would outlive a killed worker the same way.
+    SIGTERM lets them finish the job in hand and exit.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # it died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _supervised() -> bool:
+    return os.environ.get("NEWSALERT_CHILD") == "1"
 
 
 def serve_metrics(app: App, port: int | None, roles: tuple[str, ...]) -> None:
@@ -88,6 +115,8 @@ def poll_forever(app: App) -> None:
             await task
             app.publish_version()
 
+    if _supervised():
+        die_with_parent()
     app.publish_version()
     log.info("poller started: %d feeds, config %s", len(app.config().feeds), app.config().version)
     asyncio.run(main())
@@ -96,6 +125,10 @@ def poll_forever(app: App) -> None:
 
 def work_forever(app: App, burst: bool = False, queues: tuple[str, ...] = keys.QUEUES) -> None:
     """Run an RQ worker over our queues until SIGTERM (RQ finishes the current job first)."""
+    if _supervised():
+        die_with_parent()
+    # RQ's scheduler is forked from this worker: make it stop when the worker dies.
+    os.register_at_fork(after_in_child=die_with_parent)
     install(app)
     app.engine()  # compile before taking the first job
     worker = make_worker(app.redis, queues, before_job=app.maybe_reload)
