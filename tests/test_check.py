@@ -56,6 +56,8 @@ BROKEN = [
     ("feeds", FEEDS.replace("    url: https://feeds.example.com/world.xml\n", ""), "feeds.yaml", 2,
      "missing required key 'url'"),
     ("feeds", FEEDS.replace("tags: [world]", "interval: soon"), "feeds.yaml", 4, "bad duration"),
+    ("feeds", "fetch:\n  max_bytes: lots\n" + FEEDS, "feeds.yaml", 2, "bad size"),
+    ("feeds", "fetch:\n  per_hostt: 2\n" + FEEDS, "feeds.yaml", 2, "unknown key 'per_hostt'"),
     ("watchlist", QUERY_WATCHLIST.format(query="(North Korean"), "nk.yaml", 4, "parenthes"),
     ("watchlist", QUERY_WATCHLIST.format(query="/(unclosed/"), "nk.yaml", 4, "regex"),
     ("watchlist", NK_WATCHLIST.format(notify="[hook, pager]"), "nk.yaml", 2, "unknown destination 'pager'"),
@@ -108,3 +110,14 @@ def test_secret_value_never_printed(tmp_path):
     assert result.returncode == 1
     assert "bad rate" in result.stderr
     assert "s3cr3t-t0ken-value" not in result.stderr + result.stdout
+
+
+def test_fetch_limits_are_read_from_feeds_yaml(tmp_path):
+    from worker.config import load_config
+    from worker.fetch import FetchLimits
+
+    feeds = "fetch:\n  total_timeout: 1m\n  max_bytes: 2MiB\n  per_host: 2\n" + FEEDS
+    config = load_config(make(tmp_path, feeds=feeds))
+    limits = FetchLimits(**config.fetch)
+    assert (limits.total_timeout, limits.max_bytes, limits.per_host) == (60.0, 2 * 1024**2, 2)
+    assert limits.connect_timeout == FetchLimits().connect_timeout

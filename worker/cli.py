@@ -166,9 +166,11 @@ def _load_items(app: App, source: str) -> list[Item]:
         return parse_feed(path.read_bytes(), feed_id=path.stem, url=path.resolve().as_uri()).items
     if "://" not in source:
         raise FeedError(f"{source}: no such file, and not a URL", reason="scheme")
-    from worker.fetch import fetch_once
+    from worker.fetch import FetchLimits, fetch_once
 
-    res = fetch_once(source, allow_private=app.config().allow_private_networks)
+    config = app.config()
+    res = fetch_once(source, limits=FetchLimits(**config.fetch),  # type: ignore[arg-type]
+                     allow_private=config.allow_private_networks)
     feed = next((f.id for f in app.config().feeds if f.url == source), source)
     return parse_feed(res.body, feed_id=feed, url=res.url, headers=res.headers).items
 
@@ -262,7 +264,7 @@ def stats(ctx: click.Context, as_json: bool) -> None:
 @handled
 def replay(ctx: click.Context, destination: str | None, since: str | None) -> None:
     """Re-send failed deliveries from the dead-letter list (each still at most once)."""
-    from worker.config import parse_duration
+    from worker.yamlcheck import parse_duration
     from worker.replay import replay_dead_letters
 
     app = _app(ctx)

@@ -21,20 +21,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
-
 from worker.errors import ConfigError, QueryError
-from worker.model import TEXT_FIELDS
 from worker.message import check_template
+from worker.model import TEXT_FIELDS
 from worker.rules import RuleSpec, validate
 from worker.schedule import parse_digest, parse_quiet_hours
+from worker.yamlcheck import (
+    Checker,
+    boolean,
+    choice,
+    parse_duration,
+    parse_rate,
+    parse_size,
+    positive_int,
+)
+from worker.yamlfile import Map, Seq
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
-_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(s|m|h)\s*$")
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 FULLTEXT_MODES = ("auto", "always", "never")
 MESSAGE_FORMATS = ("markdown", "html", "text")
@@ -103,6 +105,8 @@ class Config:
     watchlists: tuple[Watchlist, ...]
     destinations: Mapping[str, Destination]
     allow_private_networks: bool = False
+    #: feeds.yaml ``fetch:`` overrides of ``worker.fetch.FetchLimits`` fields.
+    fetch: Mapping[str, float] = field(default_factory=dict)
 
     def feed(self, feed_id: str) -> Feed | None:
         return next((f for f in self.feeds if f.id == feed_id), None)
@@ -139,155 +143,6 @@ def config_version(root: Path) -> str:
     return digest.hexdigest()[:12]
 
 
-def parse_duration(text: Any) -> float:
-    """Return seconds for ``30s``, ``5m``, ``1h``, ``2d`` or a bare number of seconds."""
-    m = _DURATION.match(str(text))
-    if not m:
-        raise ValueError(f"bad duration {text!r}: use e.g. 30s, 5m, 1h")
-    return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-
-
-def parse_rate(text: Any) -> tuple[int, float]:
-    """Return (count, seconds) for ``1/s``, ``20/m``, ``100/h`` or ``5/10s``."""
-    m = _RATE.match(str(text))
-    if not m or int(m.group(1)) < 1:
-        raise ValueError(f"bad rate {text!r}: use e.g. 1/s, 20/m, 100/h")
-    per = int(m.group(2) or 1) * {"s": 1, "m": 60, "h": 3600}[m.group(3)]
-    return int(m.group(1)), float(per)
-
-
-class _Loader:
-    """Collects problems while walking YAML nodes that remember their lines."""
-
-    def __init__(self, root: Path, env: Mapping[str, str]) -> None:
-        self.root = root
-        self.env = env
-        self.problems: list[tuple[str, int, int, str]] = []
-        self.yaml = YAML(typ="rt")
-        self.yaml.preserve_quotes = True  # to map a query's columns into the file
-
-    def rel(self, path: Path) -> str:
-        try:
-            return str(path.relative_to(Path.cwd()))
-        except ValueError:
-            return str(path)
-
-    def error(self, path: Path, pos: tuple[int, int], message: str) -> None:
-        self.problems.append((self.rel(path), pos[0] + 1, pos[1] + 1, message))
-
-    def load(self, path: Path, *, required: bool = True) -> Any:
-        if not path.is_file():
-            if required:
-                self.error(path, (0, 0), "file not found")
-            return None
-        try:
-            return self.yaml.load(path.read_text(encoding="utf-8"))
-        except MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            pos = (mark.line, mark.column) if mark else (0, 0)
-            self.error(path, pos, f"YAML syntax error: {exc.problem or exc.context}")
-        except (UnicodeDecodeError, OSError) as exc:
-            self.error(path, (0, 0), f"cannot read: {exc}")
-        return None
-
-    @staticmethod
-    def key_pos(node: Any, key: Any) -> tuple[int, int]:
-        try:
-            line, col = node.lc.key(key)
-            return int(line), int(col)
-        except (AttributeError, KeyError, TypeError):
-            return _Loader.pos(node)
-
-    @staticmethod
-    def value_pos(node: Any, key: Any) -> tuple[int, int]:
-        try:
-            if isinstance(node, CommentedSeq):
-                line, col = node.lc.item(key)
-            else:
-                line, col = node.lc.value(key)
-            return int(line), int(col)
-        except (AttributeError, KeyError, TypeError, IndexError):
-            return _Loader.pos(node)
-
-    @staticmethod
-    def pos(node: Any) -> tuple[int, int]:
-        lc = getattr(node, "lc", None)
-        return (int(lc.line), int(lc.col)) if lc is not None and lc.line is not None else (0, 0)
-
-    def mapping(self, path: Path, node: Any, what: str, allowed: set[str],
-                required: set[str] = frozenset()) -> CommentedMap | None:  # type: ignore[assignment]
-        """Check that ``node`` is a mapping with only ``allowed`` and all ``required`` keys."""
-        if not isinstance(node, CommentedMap):
-            self.error(path, self.pos(node), f"{what} must be a mapping")
-            return None
-        for key in node:
-            if str(key) not in allowed:
-                hint = ", ".join(sorted(allowed))
-                self.error(path, self.key_pos(node, key), f"unknown key {key!r} in {what} (allowed: {hint})")
-        for key in sorted(required - {str(k) for k in node}):
-            self.error(path, self.pos(node), f"{what}: missing required key {key!r}")
-        return node
-
-    def strings(self, path: Path, node: CommentedMap, key: str) -> tuple[str, ...]:
-        """Return a list-of-strings value (a lone string counts as a list of one)."""
-        value = node.get(key)
-        if value is None:
-            return ()
-        if isinstance(value, str):
-            return (value,)
-        if isinstance(value, CommentedSeq) and all(isinstance(v, (str, int, float)) for v in value):
-            return tuple(str(v) for v in value)
-        self.error(path, self.value_pos(node, key), f"{key!r} must be a list of strings")
-        return ()
-
-    def convert(self, path: Path, node: CommentedMap, key: str, fn: Any, default: Any) -> Any:
-        if key not in node or node[key] is None:
-            return default
-        try:
-            return fn(node[key])
-        except (ValueError, TypeError) as exc:
-            self.error(path, self.value_pos(node, key), f"{key}: {exc}")
-            return default
-
-    def interpolate(self, path: Path, node: Any, key: Any, text: str) -> tuple[str, list[str]]:
-        """Replace ``${VAR}`` / ``${VAR:-default}``; report missing variables by name."""
-        secrets: list[str] = []
-
-        def sub(m: re.Match[str]) -> str:
-            value = self.env.get(m.group(1))
-            if value is None:
-                if m.group(2) is not None:
-                    return m.group(2)
-                self.error(path, self.value_pos(node, key),
-                           f"environment variable {m.group(1)} is not set")
-                return ""
-            secrets.append(value)
-            return value
-
-        return _ENV.sub(sub, text), [s for s in secrets if len(s) >= 4]
-
-
-def _positive_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"must be a whole number ≥ 0, not {value!r}")
-    return value
-
-
-def _choice(options: tuple[str, ...]) -> Any:
-    def check(value: Any) -> str:
-        if str(value) not in options:
-            raise ValueError(f"must be one of {', '.join(options)}, not {value!r}")
-        return str(value)
-
-    return check
-
-
-def _bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"must be true or false, not {value!r}")
-    return value
-
-
 _FULLTEXT_KEYS = ("fulltext", "fulltext_min_words", "fulltext_deadline")
 
 
@@ -299,26 +154,50 @@ def _deadline(value: Any) -> float:
     return seconds
 
 
-def _load_feeds(ld: _Loader) -> tuple[tuple[Feed, ...], bool]:
+#: feeds.yaml ``fetch:`` settings and how to read each (the defaults live in FetchLimits).
+_FETCH_SETTINGS = {
+    "connect_timeout": parse_duration, "read_timeout": parse_duration,
+    "total_timeout": parse_duration, "max_bytes": parse_size, "max_redirects": positive_int,
+    "concurrency": positive_int, "per_host": positive_int,
+}
+
+
+def _fetch_settings(ld: Checker, path: Path, top: Map) -> dict[str, float]:
+    node = top.get("fetch")
+    if node is None or ld.mapping(path, node, "fetch", set(_FETCH_SETTINGS)) is None:
+        return {}
+    out = {}
+    for key, read in _FETCH_SETTINGS.items():
+        value = ld.convert(path, node, key, read, None)
+        if value is not None and value <= 0:
+            ld.error(path, ld.value_pos(node, key), f"{key} must be more than 0")
+        elif value is not None:
+            out[key] = value
+    return out
+
+
+def _load_feeds(ld: Checker) -> tuple[tuple[Feed, ...], bool, dict[str, float]]:
     path = ld.root / "feeds.yaml"
     doc = ld.load(path)
     if doc is None:
-        return (), False
-    top = ld.mapping(path, doc, "feeds.yaml", {"defaults", "allow_private_networks", "feeds"}, {"feeds"})
+        return (), False, {}
+    top = ld.mapping(path, doc, "feeds.yaml",
+                     {"defaults", "allow_private_networks", "fetch", "feeds"}, {"feeds"})
     if top is None:
-        return (), False
-    defaults = top.get("defaults") or CommentedMap()
+        return (), False, {}
+    fetch = _fetch_settings(ld, path, top)
+    defaults = top.get("defaults") or Map()
     ld.mapping(path, defaults, "defaults", {"interval", "backfill", *_FULLTEXT_KEYS})
     d_interval = ld.convert(path, defaults, "interval", parse_duration, 300.0)
-    d_backfill = ld.convert(path, defaults, "backfill", _positive_int, 0)
-    d_fulltext = ld.convert(path, defaults, "fulltext", _choice(FULLTEXT_MODES), "auto")
-    d_min_words = ld.convert(path, defaults, "fulltext_min_words", _positive_int, 120)
+    d_backfill = ld.convert(path, defaults, "backfill", positive_int, 0)
+    d_fulltext = ld.convert(path, defaults, "fulltext", choice(FULLTEXT_MODES), "auto")
+    d_min_words = ld.convert(path, defaults, "fulltext_min_words", positive_int, 120)
     d_deadline = ld.convert(path, defaults, "fulltext_deadline", _deadline, 10.0)
-    allow_private = ld.convert(path, top, "allow_private_networks", _bool, False)
+    allow_private = ld.convert(path, top, "allow_private_networks", boolean, False)
     entries = top.get("feeds")
-    if not isinstance(entries, CommentedSeq):
+    if not isinstance(entries, Seq):
         ld.error(path, ld.value_pos(top, "feeds"), "'feeds' must be a list")
-        return (), allow_private
+        return (), allow_private, fetch
     feeds: list[Feed] = []
     seen: set[str] = set()
     allowed = {"id", "url", "tags", "interval", "backfill", *_FULLTEXT_KEYS}
@@ -338,13 +217,13 @@ def _load_feeds(ld: _Loader) -> tuple[tuple[Feed, ...], bool]:
             ld.error(path, ld.value_pos(node, "interval"), "interval must be at least 1s")
         feeds.append(Feed(
             id=fid, url=url, tags=ld.strings(path, node, "tags"), interval=interval,
-            backfill=ld.convert(path, node, "backfill", _positive_int, d_backfill),
-            fulltext=ld.convert(path, node, "fulltext", _choice(FULLTEXT_MODES), d_fulltext),
-            fulltext_min_words=ld.convert(path, node, "fulltext_min_words", _positive_int,
+            backfill=ld.convert(path, node, "backfill", positive_int, d_backfill),
+            fulltext=ld.convert(path, node, "fulltext", choice(FULLTEXT_MODES), d_fulltext),
+            fulltext_min_words=ld.convert(path, node, "fulltext_min_words", positive_int,
                                           d_min_words),
             fulltext_deadline=ld.convert(path, node, "fulltext_deadline", _deadline, d_deadline),
         ))
-    return tuple(feeds), allow_private
+    return tuple(feeds), allow_private, fetch
 
 
 def _checked(check: Any) -> Any:
@@ -356,12 +235,12 @@ def _checked(check: Any) -> Any:
     return convert
 
 
-def _load_destinations(ld: _Loader) -> dict[str, Destination]:
+def _load_destinations(ld: Checker) -> dict[str, Destination]:
     path = ld.root / "destinations.yaml"
     doc = ld.load(path)
     if doc is None:
         return {}
-    if not isinstance(doc, CommentedMap):
+    if not isinstance(doc, Map):
         ld.error(path, ld.pos(doc), "destinations.yaml must map destination names to settings")
         return {}
     allowed = {"url", "rate", "digest_after", "quiet_hours", "digest", "format", "tag",
@@ -376,10 +255,10 @@ def _load_destinations(ld: _Loader) -> dict[str, Destination]:
         out[str(name)] = Destination(
             name=str(name), url=url, secrets=tuple(secrets),
             rate=ld.convert(path, node, "rate", parse_rate, None),
-            digest_after=ld.convert(path, node, "digest_after", _positive_int, None),
+            digest_after=ld.convert(path, node, "digest_after", positive_int, None),
             quiet_hours=ld.convert(path, node, "quiet_hours", _checked(parse_quiet_hours), None),
             digest=ld.convert(path, node, "digest", _checked(parse_digest), None),
-            format=ld.convert(path, node, "format", _choice(MESSAGE_FORMATS), None),
+            format=ld.convert(path, node, "format", choice(MESSAGE_FORMATS), None),
             tag=ld.convert(path, node, "tag", str, None),
             template=ld.convert(path, node, "template", _checked(check_template), None),
             on_failure=ld.convert(path, node, "on_failure", str, None),
@@ -391,16 +270,16 @@ def _load_destinations(ld: _Loader) -> dict[str, Destination]:
     return out
 
 
-def _aliases(ld: _Loader, path: Path, node: Any) -> dict[str, tuple[str, ...]]:
+def _aliases(ld: Checker, path: Path, node: Any) -> dict[str, tuple[str, ...]]:
     if node is None:
         return {}
-    if not isinstance(node, CommentedMap):
+    if not isinstance(node, Map):
         ld.error(path, ld.pos(node), "aliases must map a term to a list of alternatives")
         return {}
     return {str(term): ld.strings(path, node, term) for term in node}
 
 
-def _load_rule(ld: _Loader, path: Path, wid: str, node: Any, index: int,
+def _load_rule(ld: Checker, path: Path, wid: str, node: Any, index: int,
                aliases: tuple[tuple[str, tuple[str, ...]], ...]) -> RuleSpec | None:
     allowed = {"id", "all", "any", "none", "query", "in"}
     if ld.mapping(path, node, "rule", allowed) is None:
@@ -427,7 +306,7 @@ def _load_rule(ld: _Loader, path: Path, wid: str, node: Any, index: int,
         if spec.query is not None:
             line, col = ld.value_pos(node, "query")
             # Offsets inside a plain or quoted scalar on one line map to columns.
-            quoted = 1 if _is_quoted(node, "query") else 0
+            quoted = 1 if node.lc.style("query") in ("'", '"') else 0
             ld.error(path, (line, col + quoted + exc.column - 1), f"rule {spec.id!r}: {exc.message}")
         else:
             ld.error(path, ld.pos(node), f"rule {spec.id!r}: {exc.message}")
@@ -435,12 +314,7 @@ def _load_rule(ld: _Loader, path: Path, wid: str, node: Any, index: int,
     return spec
 
 
-def _is_quoted(node: CommentedMap, key: str) -> bool:
-    value = node.get(key)
-    return type(value).__name__ in ("SingleQuotedScalarString", "DoubleQuotedScalarString")
-
-
-def _load_watchlist(ld: _Loader, path: Path, shared_aliases: dict[str, tuple[str, ...]],
+def _load_watchlist(ld: Checker, path: Path, shared_aliases: dict[str, tuple[str, ...]],
                     destinations: Mapping[str, Destination], feed_ids: set[str]) -> Watchlist | None:
     doc = ld.load(path)
     if doc is None:
@@ -453,9 +327,9 @@ def _load_watchlist(ld: _Loader, path: Path, shared_aliases: dict[str, tuple[str
     for dest in notify:
         if dest not in destinations:
             ld.error(path, ld.value_pos(doc, "notify"), f"unknown destination {dest!r} (defined: {', '.join(destinations) or 'none'})")
-    scope = doc.get("feeds") or CommentedMap()
+    scope = doc.get("feeds") or Map()
     ld.mapping(path, scope, "feeds scope", {"ids", "tags"})
-    ids = ld.strings(path, scope, "ids") if isinstance(scope, CommentedMap) else ()
+    ids = ld.strings(path, scope, "ids") if isinstance(scope, Map) else ()
     for fid in ids:
         if fid not in feed_ids:
             ld.error(path, ld.value_pos(scope, "ids"), f"unknown feed id {fid!r}")
@@ -463,7 +337,7 @@ def _load_watchlist(ld: _Loader, path: Path, shared_aliases: dict[str, tuple[str
     alias_spec = tuple(sorted(aliases.items()))
     rules_node = doc.get("rules")
     rules: list[RuleSpec] = []
-    if not isinstance(rules_node, CommentedSeq) or not rules_node:
+    if not isinstance(rules_node, Seq) or not rules_node:
         ld.error(path, ld.value_pos(doc, "rules"), "'rules' must be a non-empty list")
     else:
         for i, node in enumerate(rules_node):
@@ -472,22 +346,22 @@ def _load_watchlist(ld: _Loader, path: Path, shared_aliases: dict[str, tuple[str
                 ld.error(path, ld.pos(node), f"duplicate rule id {spec.id!r}")
             elif spec:
                 rules.append(spec)
-    examples = doc.get("examples") or CommentedMap()
+    examples = doc.get("examples") or Map()
     ld.mapping(path, examples, "examples", {"should_match", "should_not_match"})
 
     def lined(key: str) -> tuple[tuple[str, int], ...]:
-        if not isinstance(examples, CommentedMap):
+        if not isinstance(examples, Map):
             return ()
         texts = ld.strings(path, examples, key)
         seq = examples.get(key)
-        return tuple((t, ld.value_pos(seq, i)[0] + 1 if isinstance(seq, CommentedSeq) else 0)
+        return tuple((t, ld.value_pos(seq, i)[0] + 1 if isinstance(seq, Seq) else 0)
                      for i, t in enumerate(texts))
 
     return Watchlist(
         id=wid, name=str(doc.get("name") or wid), path=ld.rel(path), notify=notify,
         rules=tuple(rules), feed_ids=ids,
-        feed_tags=ld.strings(path, scope, "tags") if isinstance(scope, CommentedMap) else (),
-        urgent=ld.convert(path, doc, "urgent", _bool, False),
+        feed_tags=ld.strings(path, scope, "tags") if isinstance(scope, Map) else (),
+        urgent=ld.convert(path, doc, "urgent", boolean, False),
         should_match=lined("should_match"), should_not_match=lined("should_not_match"),
     )
 
@@ -495,10 +369,10 @@ def _load_watchlist(ld: _Loader, path: Path, shared_aliases: dict[str, tuple[str
 def load_config(root: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
     """Load and validate a config directory; raise ``ConfigError`` listing every problem."""
     root_path = Path(root).resolve()
-    ld = _Loader(root_path, os.environ if env is None else env)
+    ld = Checker(root_path, os.environ if env is None else env)
     if not root_path.is_dir():
         raise ConfigError([(str(root), 1, 1, "config directory not found")])
-    feeds, allow_private = _load_feeds(ld)
+    feeds, allow_private, fetch = _load_feeds(ld)
     destinations = _load_destinations(ld)
     aliases_path = root_path / "aliases.yaml"
     shared_aliases = _aliases(ld, aliases_path, ld.load(aliases_path, required=False))
@@ -516,5 +390,5 @@ def load_config(root: str | os.PathLike[str], env: Mapping[str, str] | None = No
     return Config(
         root=str(root_path), version=config_version(root_path), feeds=feeds,
         watchlists=tuple(watchlists), destinations=destinations,
-        allow_private_networks=allow_private,
+        allow_private_networks=allow_private, fetch=fetch,
     )

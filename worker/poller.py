@@ -134,7 +134,7 @@ class Poller:
                  lease_ttl: int = keys.LEASE_TTL, parse_workers: int | None = None) -> None:
         self.redis = client
         self.config = config
-        self.limits = limits or FetchLimits()
+        self.limits = limits or FetchLimits(**config.fetch)  # type: ignore[arg-type]
         self.batch_size = batch_size
         self.clock = clock
         self.lease_ttl = lease_ttl
