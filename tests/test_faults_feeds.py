@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,7 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
 def gaps(hits: list[float], start: float) -> list[float]:
     """Seconds between consecutive fetches of one feed after ``start``."""
     after = [t for t in hits if t >= start]
-    return [b - a for a, b in zip(after, after[1:])]
+    return [b - a for a, b in pairwise(after)]
 
 
 @pytest.mark.parametrize("observe", [pytest.param(30.0, id="30s"),
@@ -84,5 +85,3 @@ def test_hostile_feeds_do_not_slow_healthy_ones(rig: Rig, observe: float) -> Non
     assert not late, f"healthy feeds polled late: {late}"
     assert max(latency) <= INTERVAL * 1.05 + 5.0
     assert run.proc.poll() is None
-    bad_state = run.text()
-    assert all(kind in bad_state or True for kind in BAD_KINDS)
