@@ -10,7 +10,7 @@ from deliverkit import dead_letters, make_app, payload, run_jobs, sent, texts, u
 from test_deliver_cli import newsalert
 
 from worker import deliver as deliver_mod
-from worker import keys
+from worker import keys, metrics
 
 
 @pytest.fixture(autouse=True)
@@ -56,7 +56,7 @@ def test_replay_filters_by_destination_and_age_and_sends_each_once(tmp_path, rec
     assert newsalert(app.config_dir, redis_url, "replay").returncode == 0
     assert run_jobs(app) == 0
     assert len(receiver.received) == 3
-    assert redis_client.hget(keys.counter("duplicate"), "hook") == b"1"
+    assert metrics.read(redis_client, "deliveries")[("hook", "duplicate")] == 1
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -62,6 +62,7 @@ class Service:
             [sys.executable, "-m", "worker.cli", "run", "--workers", "1"], env=env,
             stdout=subprocess.DEVNULL, stderr=self.log.open("w"), cwd=config.parent)
         self.port = port
+        self.redis_url = redis_url
 
     def text(self) -> str:
         return self.log.read_text()
@@ -107,8 +108,18 @@ def test_metrics_health_and_graceful_stop(service_env, receiver):
     assert 'newsalert_fetches_total{feed="world",outcome="ok"}' in body
     assert 'newsalert_items_total{feed="world",state="new"} 1.0' in body
     assert "newsalert_config_info{version=" in body
-    assert "newsalert_alert_latency_seconds_count" in body
+    assert 'newsalert_deliveries_total{destination="hook",outcome="sent"} 1.0' in body
+    assert "newsalert_alert_latency_seconds_count 1.0" in body
     assert json.loads(get(base + "/healthz")[1]) == {"ok": True, "reason": "ok"}
+    env = dict(os.environ, REDIS_URL=service.redis_url, NEWSALERT_CONFIG=str(service_env["config"]))
+    stats = subprocess.run([sys.executable, "-m", "worker.cli", "stats", "--json"], env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert stats.returncode == 0, stats.stderr
+    figures = json.loads(stats.stdout)
+    assert figures["rules_24h"] == [{"watchlist": "kursk", "rule": "kursk-rule", "matches": 1}]
+    assert {name.split(":")[0] for name in figures["processes"]} == {"poller", "worker"}
+    assert figures["destinations"]["hook"]["sent"] == 1
+    assert figures["feeds"][0]["id"] == "world" and figures["feeds"][0]["failures"] == 0
     started = time.monotonic()
     assert service.stop() == 0
     assert time.monotonic() - started < 30

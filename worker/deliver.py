@@ -45,6 +45,7 @@ import apprise
 import redis
 from apprise.decorators import notify as apprise_notify
 
+from worker.metrics import incr
 from worker import keys
 from worker.config import Config, Destination
 from worker.errors import DeliveryError
@@ -221,6 +222,7 @@ def record_failure(client: redis.Redis, name: str, reason: str, now: float | Non
     key = keys.destination_health(name)
     now = now or time.time()
     with client.pipeline() as pipe:
+        incr(pipe, "deliveries", name, "failed")
         pipe.hincrby(key, "failures", 1)
         pipe.hset(key, mapping={"last_error": reason[:500], "last_failure_at": now})
         if retry_at is not None:
@@ -260,7 +262,7 @@ def dead_letter(client: redis.Redis, config: Config, payload: dict[str, Any], re
     with client.pipeline() as pipe:
         pipe.lpush(keys.DEAD_LETTERS, json.dumps(letter))
         pipe.ltrim(keys.DEAD_LETTERS, 0, keys.DEAD_LETTERS_MAX - 1)
-        pipe.hincrby(keys.counter("dead"), payload["destination"], 1)
+        incr(pipe, "deliveries", payload["destination"], "dead")
         pipe.execute()
     log.error("%s: gave up, alert kept as a dead letter", reason,
               extra={"destination": payload["destination"]})

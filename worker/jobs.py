@@ -18,7 +18,7 @@ from worker.app import current_app
 from worker.deliver import default_format, deliver_once
 from worker.errors import DeliveryError
 from worker.message import excerpt_article, render
-from worker.metrics import incr
+from worker.metrics import incr, incr_hourly, observe_latency
 from worker.model import Alert, Item, Match
 from worker.queue import enqueue_delivery, retries_left
 
@@ -64,9 +64,9 @@ def match_batch(item_ids: list[str], version: str) -> dict[str, int]:
             story = item.story or item.id
             client.sadd(keys.story_feeds(story), item.feed)
             client.expire(keys.story_feeds(story), keys.STORY_FEEDS_TTL)
-            client.hincrby(keys.counter("watchlist"), alert.watchlist, 1)
             for rule in alert.rule.split(", "):
                 incr(client, "matches", alert.watchlist, rule)
+                incr_hourly(client, "matches", alert.watchlist, rule)
             for dest in wl.notify if wl else ():
                 delivery = keys.delivery_id(alert.watchlist, story, dest)
                 payload = {"delivery": delivery, "destination": dest, "alert": alert.to_dict(),
@@ -97,9 +97,10 @@ def deliver(payload: dict[str, Any]) -> str:
         return "dead"
     if outbox.uses_outbox(dest):
         if deliver_.was_sent(client, payload["delivery"]):
-            client.hincrby(keys.counter("duplicate"), name, 1)
+            incr(client, "deliveries", name, "duplicate")
             return "duplicate"
         outbox.add(client, name, payload, time.time())
+        incr(client, "deliveries", name, "queued")
         outbox.flush(client, config, name)
         return "queued"
     alert = outbox.with_also_in(client, Alert.from_dict(payload["alert"]))
@@ -122,7 +123,8 @@ def deliver(payload: dict[str, Any]) -> str:
         return "dead"
     if sent:
         deliver_.record_ok(client, name)
-    client.hincrby(keys.counter("sent" if sent else "duplicate"), name, 1)
+        observe_latency(client, time.time() - (alert.item.seen_at or time.time()))
+    incr(client, "deliveries", name, "sent" if sent else "duplicate")
     log.info("%s to %s: %s", "sent" if sent else "already sent", name, alert.item.title[:80],
              extra={"destination": name, "watchlist": alert.watchlist})
     return "sent" if sent else "duplicate"

@@ -85,6 +85,11 @@ DEAD_LETTERS = f"{PREFIX}dead"
 CONFIG_VERSION = f"{PREFIX}config:version"
 
 
+def hourly(name: str, hour: int) -> str:
+    """Hash of counts of ``name`` within one hour (epoch hours), kept 25 hours."""
+    return f"{PREFIX}hourly:{name}:{hour}"
+
+
 def counter(name: str) -> str:
     """Hash of running counts for ``stats`` (by watchlist, rule, destination…)."""
     return f"{PREFIX}count:{name}"

@@ -38,8 +38,10 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "articles": ("Full-text article fetches by feed and outcome (ok, cached, deadline, "
                  "robots, backed_off, paywall, or an HTTP status).", ("feed", "outcome")),
     "matches": ("Rule matches by watchlist and rule.", ("watchlist", "rule")),
-    "deliveries": ("Deliveries by destination and outcome (sent, failed, dead, duplicate, "
-                   "rate_limited, quiet_hours, digested, cancelled).", ("destination", "outcome")),
+    "deliveries": ("Alerts by destination and outcome: sent, failed (an attempt), dead "
+                   "(dead-lettered), duplicate (suppressed), queued (held in the outbox of a "
+                   "destination with a rate limit, digest or quiet hours).", ("destination", "outcome")),
+    "digests": ("Digest messages sent, by destination.", ("destination",)),
     "config_reload_errors": ("Config changes rejected as invalid.", ()),
 }
 
@@ -50,6 +52,29 @@ HEARTBEAT_MAX_AGE = 60.0
 def incr(client: redis.Redis | Any, name: str, *labels: str, by: int = 1) -> None:
     """Add ``by`` to counter ``name`` for ``labels`` (``client`` may be a pipeline)."""
     client.hincrby(keys.counter(name), "\x1f".join(labels), by)
+
+
+def incr_hourly(client: redis.Redis | Any, name: str, *labels: str, now: float | None = None) -> None:
+    """Count one ``name`` event in the current hour's bucket (kept 25 hours), for "last 24 h"."""
+    hour = int((time.time() if now is None else now) // 3600)
+    key = keys.hourly(name, hour)
+    client.hincrby(key, "\x1f".join(labels), 1)
+    client.expire(key, 25 * 3600)
+
+
+def read_last_day(client: redis.Redis, name: str, now: float | None = None) -> dict[tuple[str, ...], int]:
+    """Return the counts of ``name`` over the last 24 hourly buckets."""
+    hour = int((time.time() if now is None else now) // 3600)
+    with client.pipeline(transaction=False) as pipe:
+        for h in range(hour - 23, hour + 1):
+            pipe.hgetall(keys.hourly(name, h))
+        buckets = pipe.execute()
+    out: dict[tuple[str, ...], int] = {}
+    for bucket in buckets:
+        for k, v in bucket.items():
+            labels = tuple(k.decode().split("\x1f"))
+            out[labels] = out.get(labels, 0) + int(v)
+    return out
 
 
 def observe_latency(client: redis.Redis | Any, seconds: float) -> None:
@@ -72,9 +97,13 @@ def heartbeat(client: redis.Redis, role: str, name: str) -> None:
 
 
 def heartbeats(client: redis.Redis) -> dict[str, float]:
-    """Return {role:name → seconds since its last heartbeat}."""
+    """Return {role:name → seconds since its last heartbeat}, forgetting those silent a day."""
     now = time.time()
-    return {k.decode(): now - float(v) for k, v in client.hgetall(keys.HEARTBEATS).items()}
+    ages = {k.decode(): now - float(v) for k, v in client.hgetall(keys.HEARTBEATS).items()}
+    gone = [name for name, age in ages.items() if age > 86400]
+    if gone:
+        client.hdel(keys.HEARTBEATS, *gone)
+    return {name: age for name, age in ages.items() if name not in gone}
 
 
 class RedisCollector:

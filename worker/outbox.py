@@ -50,6 +50,7 @@ from typing import Any
 
 import redis
 
+from worker.metrics import incr, observe_latency
 from worker import keys
 from worker.config import Config, Destination
 from worker.deliver import (
@@ -269,7 +270,7 @@ class _Flush:
         if already:
             with self.client.pipeline() as pipe:
                 _forget(pipe, name, already)
-                pipe.hincrby(keys.counter("duplicate"), name, len(already))
+                incr(pipe, "deliveries", name, "duplicate", by=len(already))
                 pipe.execute()
         if not claimed:
             return True
@@ -290,9 +291,11 @@ class _Flush:
         with self.client.pipeline() as pipe:  # MULTI: marked sent and gone from the outbox together
             mark_sent(pipe, ids)
             _forget(pipe, name, ids)
-            pipe.hincrby(keys.counter("sent"), name, len(ids))
+            incr(pipe, "deliveries", name, "sent", by=len(ids))
             if digest:
-                pipe.hincrby(keys.counter("digest"), name, 1)
+                incr(pipe, "digests", name)
+            for alert in alerts:
+                observe_latency(pipe, now - (alert.item.seen_at or now))
             pipe.execute()
         record_ok(self.client, name, now)
         self.sent += 1

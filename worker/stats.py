@@ -9,6 +9,7 @@ from worker import keys, seen
 from worker.app import App
 from worker.article import backed_off_hosts
 from worker.deliver import health as destination_health
+from worker.metrics import HEARTBEAT_MAX_AGE, heartbeats, read, read_last_day, summary
 from worker.queue import depths
 
 
@@ -86,19 +87,30 @@ def collect(app: App) -> dict[str, Any]:
     client = app.redis
     config = app.config()
     feeds = feed_health(client, config.feeds)
-    counters = {name: {k: int(v) for k, v in _decode(client.hgetall(keys.counter(name))).items()}
-                for name in ("watchlist", "sent", "duplicate", "dead", "digest")}
+    deliveries = read(client, "deliveries")
+    digests = summary(read(client, "digests"), 0)
+
+    def count(dest: str, outcome: str) -> int:
+        return deliveries.get((dest, outcome), 0)
+
     queues = depths(client)
+    day = read_last_day(client, "matches")
+    rules = sorted(({"watchlist": w, "rule": r, "matches": n} for (w, r), n in day.items()),
+                   key=lambda x: (-x["matches"], x["watchlist"], x["rule"]))
     return {
         "config_version": config.version,
         "live_version": (client.get(keys.CONFIG_VERSION) or b"").decode() or None,
+        "config_reload_errors": sum(read(client, "config_reload_errors").values()),
+        "processes": {name: round(age, 1) for name, age in sorted(heartbeats(client).items())},
         "queues": queues,
         "feeds": feeds,
-        "watchlists": counters["watchlist"],
-        "destinations": {name: {"sent": counters["sent"].get(name, 0),
-                                "duplicates_suppressed": counters["duplicate"].get(name, 0),
-                                "dead_letters": counters["dead"].get(name, 0),
-                                "digests": counters["digest"].get(name, 0),
+        "watchlists_24h": summary(day, 0),
+        "rules_24h": rules,
+        "destinations": {name: {"sent": count(name, "sent"),
+                                "failed_attempts": count(name, "failed"),
+                                "duplicates_suppressed": count(name, "duplicate"),
+                                "dead_letters": count(name, "dead"),
+                                "digests": digests.get(name, 0),
                                 **destination_health(client, name)}
                          for name in config.destinations},
         "dead_letters": client.llen(keys.DEAD_LETTERS),
@@ -109,13 +121,21 @@ def collect(app: App) -> dict[str, Any]:
 def render_stats(data: dict[str, Any]) -> str:
     """Return a readable summary of ``collect``'s figures."""
     now = time.time()
-    lines = [f"config {data['config_version']} (live in Redis: {data['live_version']})", "", "queues:"]
+    lines = [f"config {data['config_version']} (live in Redis: {data['live_version']}; "
+             f"{data['config_reload_errors']} rejected edits)", "", "pollers and workers (last heartbeat):"]
+    lines += [f"  {name:40} {age:>6.0f}s ago{'  ✗ silent' if age > HEARTBEAT_MAX_AGE else ''}"
+              for name, age in data["processes"].items()] or ["  none"]
+    lines += ["", "queues:"]
     for name, q in data["queues"].items():
         lines.append(f"  {name:20} queued {q['queued']:>5}  running {q['running']:>3}  "
                      f"retrying {q['retrying']:>4}  failed {q['failed']:>4}")
     lines += ["", "feeds (most trouble first):", *render_feeds(data["feeds"], now)]
-    lines += ["", "watchlists (alerts):"]
-    lines += [f"  {w:28} {n}" for w, n in sorted(data["watchlists"].items(), key=lambda x: -x[1])] or ["  none yet"]
+    lines += ["", "top watchlists, last 24 h (matches):"]
+    lines += [f"  {w:28} {n}" for w, n in sorted(data["watchlists_24h"].items(),
+                                                 key=lambda x: -x[1])[:10]] or ["  none"]
+    lines += ["", "top rules, last 24 h (matches):"]
+    lines += [f"  {r['watchlist'] + ' / ' + r['rule']:40} {r['matches']}"
+              for r in data["rules_24h"][:10]] or ["  none"]
     lines += ["", "destinations:"]
     for name, d in data["destinations"].items():
         lines.append(f"  {name:28} sent {d['sent']:>5}  duplicates suppressed "
