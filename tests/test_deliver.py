@@ -175,3 +175,20 @@ def test_claim_many_reports_each_state(redis_client):
     deliver_mod.release(redis_client, ["a", "c"], token)
     assert redis_client.get(keys.ledger("a")) is not None, "another worker's claim is not ours to release"
     assert redis_client.get(keys.ledger("c")) is None
+
+
+def test_claim_left_by_a_dead_worker_is_sent_after_it_expires(tmp_path, receiver, redis_client,
+                                                               redis_url, monkeypatch):
+    # Retries that add up to less than the claim's lifetime must not strand the alert.
+    monkeypatch.setenv("NEWSALERT_RETRY_INTERVALS", "0")
+    app = make_app(tmp_path, redis_url, f"hook:\n  url: json://127.0.0.1:{receiver.port}/alerts\n",
+                   "[hook]")
+    p = payload(1, "hook")
+    redis_client.set(keys.ledger(p["delivery"]), "claim:dead-worker", ex=2)
+    enqueue_delivery(redis_client, p["delivery"], p)
+    try:
+        assert run_jobs(app, wait=20) == 0
+    finally:
+        uninstall()
+    assert len(receiver.received) == 1
+    assert sent(redis_client, p)

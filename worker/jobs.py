@@ -20,7 +20,7 @@ from worker.errors import DeliveryError
 from worker.message import excerpt_article, render
 from worker.metrics import incr, incr_hourly, observe_latency
 from worker.model import Alert, Item, Match
-from worker.queue import enqueue_delivery, retries_left
+from worker.queue import enqueue_delivery, recheck_delivery, retries_left
 
 log = logging.getLogger("newsalert.jobs")
 
@@ -51,7 +51,8 @@ def match_batch(item_ids: list[str], version: str) -> dict[str, int]:
     for item_id, body in zip(item_ids, raw):
         if body is None:
             counts["expired"] += 1
-            log.warning("item %s expired before it was matched", item_id, extra={"job": "match"})
+            log.info("item %s is gone: matched by an earlier run of this batch, or expired",
+                     item_id, extra={"job": "match"})
             continue
         item = Item.from_dict(json.loads(body))
         counts["items"] += 1
@@ -76,6 +77,11 @@ def match_batch(item_ids: list[str], version: str) -> dict[str, int]:
             log.info("match: watchlist %s rule %s on %r (%s)", alert.watchlist, alert.rule,
                      item.title[:80], item.feed,
                      extra={"watchlist": alert.watchlist, "feed": item.feed})
+    # Matched: the bodies (article text included) are no longer needed; what an alert
+    # shows travels in its delivery payload. A re-run of this job finds them gone.
+    matched = [keys.item(i) for i, body in zip(item_ids, raw) if body is not None]
+    if matched:
+        client.delete(*matched)
     return counts
 
 
@@ -109,10 +115,10 @@ def deliver(payload: dict[str, Any]) -> str:
     try:
         sent = deliver_once(client, payload["delivery"], dest, title, body, fmt)
     except deliver_.InFlight:
-        # Another worker holds the claim and owns the outcome (sent, retried or
-        # dead-lettered there); a retry here will find it sent.
-        if retries_left() > 0:
-            raise
+        # Another worker holds the claim. If it dies mid-send the claim expires after
+        # CLAIM_TTL: look again then, without spending this job's retries on waiting.
+        ttl = client.ttl(keys.ledger(payload["delivery"]))
+        recheck_delivery(client, payload["delivery"], payload, (ttl if ttl > 0 else 1) + 1)
         return "in flight"
     except DeliveryError as exc:
         deliver_.record_failure(client, name, str(exc))

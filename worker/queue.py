@@ -23,7 +23,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -156,8 +156,10 @@ class EmbeddedRedis:
         ]
         # Its own session: a SIGTERM sent to the dyno's process group must not stop
         # Redis before the workers have finished their jobs; ``stop`` ends it last.
+        # Its output goes to its logfile; holding our stdout/stderr open would keep a
+        # pipe such as `newsalert run 2>&1 | tee` from ending while it outlives us.
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        start_new_session=True)
+                                        stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._answers():
@@ -223,6 +225,23 @@ def enqueue_delivery(client: redis.Redis, delivery: str, payload: dict[str, Any]
         pipeline=pipeline,
     )
     return True
+
+
+def recheck_delivery(client: redis.Redis, delivery: str, payload: dict[str, Any],
+                     after: float) -> None:
+    """Run the delivery again ``after`` seconds from now, under a job id of its own.
+
+    For a delivery whose claim is held by a worker that may have died: when the
+    claim has expired the re-run sends it, and when the holder did send it the
+    re-run finds it sent and does nothing.
+    """
+    queue(client, keys.DELIVER_QUEUE).enqueue_in(
+        timedelta(seconds=max(1.0, after)), "worker.jobs.deliver", payload,
+        job_id=f"deliver-{delivery}-recheck-{int(time.time())}",
+        result_ttl=3600, failure_ttl=7 * 86400, job_timeout=JOB_TIMEOUT,
+        retry=Retry(max=len(DELIVERY_RETRY_INTERVALS), interval=list(DELIVERY_RETRY_INTERVALS)),
+        description=f"recheck delivery to {payload.get('destination')}",
+    )
 
 
 def delivery_retry_intervals() -> tuple[int, ...]:
