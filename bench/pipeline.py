@@ -58,28 +58,41 @@ def make_rules(rng: random.Random, n: int) -> list[tuple[str, str, str]]:
     return [(terms[3 * i], terms[3 * i + 1], terms[3 * i + 2]) for i in range(n)]
 
 
-def make_item(rng: random.Random, vocab: list[str], feed: str, i: int,
-              rules: list[tuple[str, str, str]], hit: bool) -> dict[str, str]:
+def make_item(
+    rng: random.Random,
+    vocab: list[str],
+    feed: str,
+    i: int,
+    rules: list[tuple[str, str, str]],
+    hit: bool,
+) -> dict[str, str]:
     body = rng.choices(vocab, k=380)  # about 2.6 kB of text, like a news summary
     if hit:
         a, b, _ = rules[rng.randrange(len(rules))]
         i, j = rng.sample(range(len(body)), 2)  # distinct places, or one term overwrites the other
         body[i], body[j] = a, b
-    return {"title": " ".join(rng.choices(vocab, k=8)), "description": " ".join(body),
-            "link": f"https://n.example.com/story/{feed}-{i}" + ("-hit" if hit else "")}
+    return {
+        "title": " ".join(rng.choices(vocab, k=8)),
+        "description": " ".join(body),
+        "link": f"https://n.example.com/story/{feed}-{i}" + ("-hit" if hit else ""),
+    }
 
 
-def write_config(root: Path, urls: dict[str, str], rules: list[tuple[str, str, str]],
-                 hook: str, interval: str) -> None:
+def write_config(
+    root: Path, urls: dict[str, str], rules: list[tuple[str, str, str]], hook: str, interval: str
+) -> None:
     (root / "watchlists").mkdir(parents=True, exist_ok=True)
-    feeds = ["allow_private_networks: true", f"defaults: {{interval: {interval}, backfill: 1000}}",
-             "feeds:"] + [f"  - {{id: {k}, url: '{v}'}}" for k, v in urls.items()]
+    feeds = [
+        "allow_private_networks: true",
+        f"defaults: {{interval: {interval}, backfill: 1000}}",
+        "feeds:",
+    ] + [f"  - {{id: {k}, url: '{v}'}}" for k, v in urls.items()]
     (root / "feeds.yaml").write_text("\n".join(feeds) + "\n")
     (root / "destinations.yaml").write_text(f"hook:\n  url: {hook}\n")
     per = len(rules) // WATCHLISTS
     for w in range(WATCHLISTS):
         lines = ["notify: [hook]", "rules:"]
-        for j, (a, b, c) in enumerate(rules[w * per:(w + 1) * per]):
+        for j, (a, b, c) in enumerate(rules[w * per : (w + 1) * per]):
             lines += [f"  - id: r{w}-{j}", f"    all: [{a}]", f"    any: [{b}, {c}]"]
         (root / "watchlists" / f"w{w}.yaml").write_text("\n".join(lines) + "\n")
 
@@ -131,8 +144,13 @@ def baseline_job(item: dict[str, str]) -> int:
     global _compiled
     if _compiled is None:
         rules = json.loads(Path(os.environ["BASELINE_RULES"]).read_text())
-        _compiled = [(re.compile(rf"\b{re.escape(a)}\b", re.IGNORECASE),
-                      re.compile(rf"\b({re.escape(b)}|{re.escape(c)})\b", re.IGNORECASE)) for a, b, c in rules]
+        _compiled = [
+            (
+                re.compile(rf"\b{re.escape(a)}\b", re.IGNORECASE),
+                re.compile(rf"\b({re.escape(b)}|{re.escape(c)})\b", re.IGNORECASE),
+            )
+            for a, b, c in rules
+        ]
     text = f"{item['title']}\n{item['description']}"
     hits = [i for i, (a, bc) in enumerate(_compiled) if a.search(text) and bc.search(text)]
     if hits:
@@ -144,40 +162,68 @@ def baseline_job(item: dict[str, str]) -> int:
     return len(hits)
 
 
-def run_baseline(sock: str, urls: list[str], rules_file: Path, hook: str, workers: int,
-                 limit: float) -> dict[str, Any]:
+def run_baseline(
+    sock: str, urls: list[str], rules_file: Path, hook: str, workers: int, limit: float
+) -> dict[str, Any]:
     import feedparser
     from rq import Queue
 
     client = redis.Redis(unix_socket_path=sock)
     client.flushall()
     q = Queue("baseline", connection=client)
-    env = dict(os.environ, BASELINE_RULES=str(rules_file), BASELINE_HOOK=hook,
-               PYTHONPATH=f"{HERE}:{HERE.parent}")
+    env = dict(
+        os.environ,
+        BASELINE_RULES=str(rules_file),
+        BASELINE_HOOK=hook,
+        PYTHONPATH=f"{HERE}:{HERE.parent}",
+    )
     started = time.monotonic()
-    procs = [subprocess.Popen([sys.executable, "-m", "rq.cli", "worker", "--worker-class",
-                               "rq.SimpleWorker", "--url", f"unix://{sock}", "baseline"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-             for _ in range(workers)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "rq.cli",
+                "worker",
+                "--worker-class",
+                "rq.SimpleWorker",
+                "--url",
+                f"unix://{sock}",
+                "baseline",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(workers)
+    ]
     items = 0
     for url in urls:
         parsed = feedparser.parse(urllib.request.urlopen(url, timeout=30).read())
         for e in parsed.entries:
             if client.sadd("baseline:seen", e.get("id") or e.link):
-                q.enqueue("pipeline.baseline_job", {"title": e.title, "link": e.link,
-                                                    "description": e.get("summary", "")})
+                q.enqueue(
+                    "pipeline.baseline_job",
+                    {"title": e.title, "link": e.link, "description": e.get("summary", "")},
+                )
                 items += 1
     while (q.count or q.started_job_registry.count) and time.monotonic() - started < limit:
         time.sleep(0.2)
     elapsed = time.monotonic() - started
     done = items - q.count - q.started_job_registry.count
-    peak = {f"baseline-worker-{i}": round(status(p.pid, "VmHWM") / 2**20, 1)
-            for i, p in enumerate(procs)}
+    peak = {
+        f"baseline-worker-{i}": round(status(p.pid, "VmHWM") / 2**20, 1)
+        for i, p in enumerate(procs)
+    }
     for p in procs:
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=30)
-    return {"items": done, "seconds": round(elapsed, 1), "items_per_s": round(done / elapsed, 1),
-            "peak_rss": peak}
+    return {
+        "items": done,
+        "seconds": round(elapsed, 1),
+        "items_per_s": round(done / elapsed, 1),
+        "peak_rss": peak,
+    }
 
 
 def main() -> None:
@@ -199,8 +245,10 @@ def main() -> None:
     urls, home, expected = {}, {}, set()
     for f in range(args.feeds):
         name, server = f"f{f}", servers[f % len(servers)]
-        items = [make_item(rng, vocab, name, i, rules, rng.random() < HIT_RATE)
-                 for i in range(args.items)]
+        items = [
+            make_item(rng, vocab, name, i, rules, rng.random() < HIT_RATE)
+            for i in range(args.items)
+        ]
         expected |= {it["link"].rsplit("/", 1)[1] for it in items if it["link"].endswith("-hit")}
         server.publish(name, items)
         urls[name], home[name] = server.url(name), server
@@ -211,17 +259,30 @@ def main() -> None:
     embedded.start()  # ours, so its memory can be read before newsalert writes anything
     client = redis.Redis(unix_socket_path=str(embedded.socket))
     base_mem = int(client.info("memory")["used_memory"])
-    env = dict(os.environ, NEWSALERT_CONFIG=str(tmp / "config"), NEWSALERT_VAR=str(var),
-               NEWSALERT_LOG_LEVEL="WARNING")
+    env = dict(
+        os.environ,
+        NEWSALERT_CONFIG=str(tmp / "config"),
+        NEWSALERT_VAR=str(var),
+        NEWSALERT_LOG_LEVEL="WARNING",
+    )
     env.pop("REDIS_URL", None)
     env.pop("PORT", None)
-    out: dict[str, Any] = {"machine": f"{os.cpu_count()} cores, {os.uname().machine}",
-                           "feeds": args.feeds, "items": args.feeds * args.items,
-                           "rules": args.rules, "expected_alerts": len(expected)}
+    out: dict[str, Any] = {
+        "machine": f"{os.cpu_count()} cores, {os.uname().machine}",
+        "feeds": args.feeds,
+        "items": args.feeds * args.items,
+        "rules": args.rules,
+        "expected_alerts": len(expected),
+    }
     t0 = time.monotonic()
-    run = subprocess.Popen([sys.executable, "-m", "worker.cli", "run", "--workers", str(args.workers)],
-                           env=env, cwd=tmp, stdout=subprocess.DEVNULL,
-                           stderr=(tmp / "run.log").open("w"), start_new_session=True)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "worker.cli", "run", "--workers", str(args.workers)],
+        env=env,
+        cwd=tmp,
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp / "run.log").open("w"),
+        start_new_session=True,
+    )
     try:
         pids = [run.pid, embedded.process.pid if embedded.process else 0]
         wait_for(lambda: expected <= set(receiver.stories()), 600, "every alert", step=0.2)
@@ -249,39 +310,62 @@ def main() -> None:
         arrived = {s: r.at for r in receiver.receipts for s in r.stories if s in fresh}
         served = [arrived[s] - home[s.rsplit("-", 2)[0]].first_served[s] for s in fresh]
         total = [arrived[s] - published[s] for s in fresh]
-        out["latency_from_first_fetch_s"] = {"p50": percentile(served, .5), "p99": percentile(served, .99),
-                                             "n": len(served)}
-        out["latency_from_publish_s"] = {"p50": percentile(total, .5), "p99": percentile(total, .99)}
+        out["latency_from_first_fetch_s"] = {
+            "p50": percentile(served, 0.5),
+            "p99": percentile(served, 0.99),
+            "n": len(served),
+        }
+        out["latency_from_publish_s"] = {
+            "p50": percentile(total, 0.5),
+            "p99": percentile(total, 0.99),
+        }
         # Seen-sets: packed 12-byte records (``seenp:``) or the older sorted sets (``seen:``).
         seen_keys = list(client.scan_iter("newsalert:seen*", count=1000))
-        remembered = sum(client.zcard(k) if client.type(k) == b"zset" else client.strlen(k) // 12
-                         for k in seen_keys)
+        remembered = sum(
+            client.zcard(k) if client.type(k) == b"zset" else client.strlen(k) // 12
+            for k in seen_keys
+        )
         used = int(client.info("memory")["used_memory"]) - base_mem
         seen_bytes = sum(int(client.memory_usage(k) or 0) for k in seen_keys)
-        item_bytes = sum(int(client.memory_usage(k) or 0)
-                         for k in client.scan_iter("newsalert:item:*", count=1000))
+        item_bytes = sum(
+            int(client.memory_usage(k) or 0)
+            for k in client.scan_iter("newsalert:item:*", count=1000)
+        )
         out["redis_bytes_per_remembered_item"] = {
             "seen_sets": round(seen_bytes / max(remembered, 1), 1),
             "all_keys": round(used / max(remembered, 1), 1),
-            "item_bodies_share": round(item_bytes / max(remembered, 1), 1), "remembered": remembered}
+            "item_bodies_share": round(item_bytes / max(remembered, 1), 1),
+            "remembered": remembered,
+        }
         pids += descendants(run.pid)
-        out["peak_rss_mb"] = {f"{role(p)}-{p}": round(status(p, "VmHWM") / 2**20, 1) for p in pids
-                              if status(p, "VmHWM")}
+        out["peak_rss_mb"] = {
+            f"{role(p)}-{p}": round(status(p, "VmHWM") / 2**20, 1)
+            for p in pids
+            if status(p, "VmHWM")
+        }
         time.sleep(20)  # idle: every feed polled again (304s), nothing to match
         tree = [run.pid, *descendants(run.pid)]
         rss = sum(status(p, "VmRSS") for p in tree)
-        out["idle_rss_mb"] = {"newsalert_run_tree": round(rss / 2**20, 1),
-                              "newsalert_run_tree_pss": round(sum(pss(p) for p in tree) / 2**20, 1),
-                              "processes": len(tree),
-                              "embedded_redis": round(status(pids[1], "VmRSS") / 2**20, 1)}
+        out["idle_rss_mb"] = {
+            "newsalert_run_tree": round(rss / 2**20, 1),
+            "newsalert_run_tree_pss": round(sum(pss(p) for p in tree) / 2**20, 1),
+            "processes": len(tree),
+            "embedded_redis": round(status(pids[1], "VmRSS") / 2**20, 1),
+        }
     finally:
         run.send_signal(signal.SIGTERM)
         run.wait(timeout=60)
         if "idle_rss_mb" not in out:
             embedded.stop()
     n_feeds = max(1, args.baseline_items // args.items)
-    base = run_baseline(str(embedded.socket), [urls[f"f{i}"] for i in range(n_feeds)],
-                        tmp / "rules.json", receiver.url, args.workers, limit=300)
+    base = run_baseline(
+        str(embedded.socket),
+        [urls[f"f{i}"] for i in range(n_feeds)],
+        tmp / "rules.json",
+        receiver.url,
+        args.workers,
+        limit=300,
+    )
     out["baseline"] = base
     out["speedup"] = round(out["newsalert_items_per_s"] / max(base["items_per_s"], 0.01), 1)
     embedded.stop()

@@ -36,7 +36,31 @@ sys.path.insert(0, str(ROOT))
 LATENCY = 0.05
 ITEMS = 30
 BASELINE_SUBSET = 40
-WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo", "sierra", "tango", "uniform", "victor", "whiskey"]
+WORDS = [
+    "alpha",
+    "bravo",
+    "charlie",
+    "delta",
+    "echo",
+    "foxtrot",
+    "golf",
+    "hotel",
+    "india",
+    "juliet",
+    "kilo",
+    "lima",
+    "mike",
+    "november",
+    "oscar",
+    "papa",
+    "quebec",
+    "romeo",
+    "sierra",
+    "tango",
+    "uniform",
+    "victor",
+    "whiskey",
+]
 
 
 def feed_body(i: int, gen: int, build: int) -> bytes:
@@ -51,12 +75,15 @@ def feed_body(i: int, gen: int, build: int) -> bytes:
             f"<pubDate>Mon, 0{1 + j % 9} Jun 2026 10:{j % 60:02d}:00 GMT</pubDate>"
             f"<description>{text[:300]}</description>"
             f"<content:encoded><![CDATA[<p>{text}</p><p><b>{text[:400]}</b></p>"
-            f"<p><a href='https://x.example.com/{j}'>{text[:300]}</a></p>]]></content:encoded></item>")
-    return (f'<?xml version="1.0" encoding="UTF-8"?><rss version="2.0" '
-            f'xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel>'
-            f"<title>Feed {i}</title><link>https://site{i}.example.com/</link>"
-            f"<description>bench</description><lastBuildDate>Mon, 01 Jun 2026 10:00:{build % 60:02d} GMT"
-            f"</lastBuildDate>{''.join(parts)}</channel></rss>").encode()
+            f"<p><a href='https://x.example.com/{j}'>{text[:300]}</a></p>]]></content:encoded></item>"
+        )
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?><rss version="2.0" '
+        f'xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel>'
+        f"<title>Feed {i}</title><link>https://site{i}.example.com/</link>"
+        f"<description>bench</description><lastBuildDate>Mon, 01 Jun 2026 10:00:{build % 60:02d} GMT"
+        f"</lastBuildDate>{''.join(parts)}</channel></rss>"
+    ).encode()
 
 
 def serve(port_file: str) -> None:
@@ -77,7 +104,9 @@ def serve(port_file: str) -> None:
         body, etag = cache[key]
         if request.headers.get("If-None-Match") == etag:
             return web.Response(status=304, headers={"ETag": etag})
-        return web.Response(body=body, headers={"ETag": etag, "Content-Type": "application/rss+xml"})
+        return web.Response(
+            body=body, headers={"ETag": etag, "Content-Type": "application/rss+xml"}
+        )
 
     async def control(request: web.Request) -> web.Response:
         doc = await request.json()
@@ -124,30 +153,59 @@ def poll(n: int, redis_url: str, base: str) -> None:
             super().close()
 
     feeds = tuple(Feed(f"bench-{i}", f"{base}/feed/{i}.xml") for i in range(n))
-    conf = Config(root="", version="bench", feeds=feeds, watchlists=(), destinations={},
-                  allow_private_networks=True)
+    conf = Config(
+        root="",
+        version="bench",
+        feeds=feeds,
+        watchlists=(),
+        destinations={},
+        allow_private_networks=True,
+    )
     poller = Poller(connect(redis_url), conf, limits=FetchLimits(concurrency=100, per_host=100))
     poller.pool = MeasuredPool()
     cpu0 = time.process_time()
     t0 = time.perf_counter()
     outs = asyncio.run(poller.poll_all())
     elapsed = time.perf_counter() - t0
-    print(json.dumps({
-        "poll_s": elapsed, "in_process_s": time.perf_counter() - started,
-        "cpu_poll_s": time.process_time() - cpu0 + MeasuredPool.cpu,
-        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "workers_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-        "polled": len(outs), "errors": sum(1 for o in outs if o.error),
-        "parsed": poller.parses, "statuses": sorted({o.status or 0 for o in outs}),
-        "new": sum(o.new for o in outs), "marked_seen": sum(o.marked_seen for o in outs)}))
+    print(
+        json.dumps(
+            {
+                "poll_s": elapsed,
+                "in_process_s": time.perf_counter() - started,
+                "cpu_poll_s": time.process_time() - cpu0 + MeasuredPool.cpu,
+                "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "workers_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+                "polled": len(outs),
+                "errors": sum(1 for o in outs if o.error),
+                "parsed": poller.parses,
+                "statuses": sorted({o.status or 0 for o in outs}),
+                "new": sum(o.new for o in outs),
+                "marked_seen": sum(o.marked_seen for o in outs),
+            }
+        )
+    )
 
 
 def run_phase(n: int, redis_url: str, base: str) -> dict:
     """Run one measured poll process; return its figures plus wall time and tree CPU."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, __file__, "--poll", str(n), "--redis", redis_url,  # noqa: PLW1510
-                          "--base", base], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    out = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--poll",
+            str(n),
+            "--redis",
+            redis_url,
+            "--base",
+            base,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode:
@@ -167,8 +225,12 @@ def baseline(base: str, n: int) -> dict:
     for i in range(k):
         feedparser.parse(f"{base}/feed/{i}.xml")
     per = (time.perf_counter() - t0) / k
-    return {"subset": k, "s_per_feed": per, "cpu_per_feed": (time.process_time() - cpu0) / k,
-            "extrapolated_s": per * n}
+    return {
+        "subset": k,
+        "s_per_feed": per,
+        "cpu_per_feed": (time.process_time() - cpu0) / k,
+        "extrapolated_s": per * n,
+    }
 
 
 def redis_memory(client, n: int) -> dict:
@@ -184,13 +246,20 @@ def redis_memory(client, n: int) -> dict:
     big = client.memory_usage("bench:zset:big") / 1000
     encoding = client.object("encoding", "bench:zset:big").decode()
     client.delete("bench:zset:small", "bench:zset:big")
-    return {"packed_bytes_per_item": packed / (n * ITEMS),
-            "zset_30_bytes_per_item": small, f"zset_1000_{encoding}_bytes_per_item": big}
+    return {
+        "packed_bytes_per_item": packed / (n * ITEMS),
+        "zset_30_bytes_per_item": small,
+        f"zset_1000_{encoding}_bytes_per_item": big,
+    }
 
 
 def control(base: str, **doc: object) -> None:
-    req = urllib.request.Request(f"{base}/control", data=json.dumps(doc).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        f"{base}/control",
+        data=json.dumps(doc).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
     urllib.request.urlopen(req, timeout=10).read()
 
 
@@ -209,24 +278,41 @@ def bench_size(n: int, client, redis_url: str, base: str) -> dict:
     mixed = run_phase(n, redis_url, base)
     per_feed = mixed["cpu_poll_s"] / n
     return {
-        "feeds": n, "cores": os.cpu_count(), "latency_ms": LATENCY * 1000,
+        "feeds": n,
+        "cores": os.cpu_count(),
+        "latency_ms": LATENCY * 1000,
         "baseline": {**base_fig, "note": f"timed on {base_fig['subset']} feeds, extrapolated"},
-        "first_poll": {"wall_s_incl_start": first["wall_s"], "feeds_per_s": n / first["wall_s"],
-                       "cpu_s": first["cpu_total_s"], "cpu_poll_only_s": first["cpu_poll_s"],
-                       "parsed": first["parsed"]},
+        "first_poll": {
+            "wall_s_incl_start": first["wall_s"],
+            "feeds_per_s": n / first["wall_s"],
+            "cpu_s": first["cpu_total_s"],
+            "cpu_poll_only_s": first["cpu_poll_s"],
+            "parsed": first["parsed"],
+        },
         "speedup_first_vs_baseline": base_fig["extrapolated_s"] / first["wall_s"],
-        "changed_poll": {"wall_s_incl_start": changed["wall_s"], "feeds_per_s": n / changed["wall_s"],
-                         "cpu_s": changed["cpu_total_s"], "cpu_poll_only_s": changed["cpu_poll_s"],
-                         "parsed": changed["parsed"]},
+        "changed_poll": {
+            "wall_s_incl_start": changed["wall_s"],
+            "feeds_per_s": n / changed["wall_s"],
+            "cpu_s": changed["cpu_total_s"],
+            "cpu_poll_only_s": changed["cpu_poll_s"],
+            "parsed": changed["parsed"],
+        },
         "speedup_changed_vs_baseline": base_fig["extrapolated_s"] / changed["wall_s"],
-        "poll_304": {"wall_s_incl_start": p304["wall_s"], "feeds_per_s": n / p304["wall_s"],
-                     "cpu_s": p304["cpu_total_s"], "cpu_poll_only_s": p304["cpu_poll_s"],
-                     "statuses": p304["statuses"]},
+        "poll_304": {
+            "wall_s_incl_start": p304["wall_s"],
+            "feeds_per_s": n / p304["wall_s"],
+            "cpu_s": p304["cpu_total_s"],
+            "cpu_poll_only_s": p304["cpu_poll_s"],
+            "statuses": p304["statuses"],
+        },
         "cpu_ratio_first_vs_304": first["cpu_total_s"] / p304["cpu_total_s"],
         "cpu_ratio_first_vs_304_poll_only": first["cpu_poll_s"] / p304["cpu_poll_s"],
         "cpu_ratio_changed_vs_304": changed["cpu_total_s"] / p304["cpu_total_s"],
         "cpu_ratio_changed_vs_304_poll_only": changed["cpu_poll_s"] / p304["cpu_poll_s"],
-        "unchanged_poll": {"cpu_poll_only_s": unchanged["cpu_poll_s"], "parsed": unchanged["parsed"]},
+        "unchanged_poll": {
+            "cpu_poll_only_s": unchanged["cpu_poll_s"],
+            "parsed": unchanged["parsed"],
+        },
         "mixed_10pct_poll": {"cpu_poll_only_s": mixed["cpu_poll_s"], "parsed": mixed["parsed"]},
         "feeds_per_core_at_5min_10pct_changing": int(300 / per_feed),
         "peak_rss_mb": max(r["rss_mb"] for r in (first, changed, p304, unchanged, mixed)),

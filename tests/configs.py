@@ -20,8 +20,9 @@ examples:
 """
 
 
-def write_config(root: Path, *, feeds: str, destinations: str,
-                 watchlists: dict[str, str] | None = None) -> Path:
+def write_config(
+    root: Path, *, feeds: str, destinations: str, watchlists: dict[str, str] | None = None
+) -> Path:
     """Create ``root`` with feeds.yaml, destinations.yaml and watchlists/<id>.yaml."""
     (root / "watchlists").mkdir(parents=True, exist_ok=True)
     (root / "feeds.yaml").write_text(feeds)
@@ -33,8 +34,11 @@ def write_config(root: Path, *, feeds: str, destinations: str,
 
 def feeds_yaml(urls: dict[str, str], backfill: int = 10) -> str:
     # Test items link to news.example.com: fetching their "articles" would leave loopback.
-    lines = ["allow_private_networks: true",
-             f"defaults: {{interval: 1m, backfill: {backfill}, fulltext: never}}", "feeds:"]
+    lines = [
+        "allow_private_networks: true",
+        f"defaults: {{interval: 1m, backfill: {backfill}, fulltext: never}}",
+        "feeds:",
+    ]
     for fid, url in urls.items():
         lines += [f"  - id: {fid}", f"    url: {url}", "    tags: [world]"]
     return "\n".join(lines) + "\n"

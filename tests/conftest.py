@@ -92,8 +92,9 @@ class _Server:
                             doc = json.loads(raw)
                         except ValueError:
                             doc = {"raw": raw.decode(errors="replace")}
-                        server.received.append({"path": self.path, "body": doc,
-                                                "headers": dict(self.headers)})
+                        server.received.append(
+                            {"path": self.path, "body": doc, "headers": dict(self.headers)}
+                        )
                 self.send_response(status)
                 self.send_header("Content-Length", "2")
                 self.end_headers()

@@ -27,8 +27,13 @@ STORY = re.compile(r"https://n\.example\.com/story/([A-Za-z0-9_-]+)")
 
 def story_items(feed: str, n: int, start: int = 0, term: str = "Kursk") -> list[dict[str, str]]:
     """Return ``n`` items whose title matches the test watchlist, with countable links."""
-    return [{"title": f"Troops near {term}, report {feed} {i}",
-             "link": f"https://n.example.com/story/{feed}-{i}"} for i in range(start, start + n)]
+    return [
+        {
+            "title": f"Troops near {term}, report {feed} {i}",
+            "link": f"https://n.example.com/story/{feed}-{i}",
+        }
+        for i in range(start, start + n)
+    ]
 
 
 class _Quiet(BaseHTTPRequestHandler):
@@ -101,8 +106,9 @@ class FeedServer:
         self._reply(h, 200, body, {"ETag": f'"{etag}"', "Content-Type": "application/rss+xml"})
 
     @staticmethod
-    def _reply(h: BaseHTTPRequestHandler, status: int, body: bytes,
-               headers: dict[str, str] | None = None) -> None:
+    def _reply(
+        h: BaseHTTPRequestHandler, status: int, body: bytes, headers: dict[str, str] | None = None
+    ) -> None:
         h.send_response(status)
         for k, v in (headers or {}).items():
             h.send_header(k, v)
@@ -117,8 +123,12 @@ class FeedServer:
             if mode == "invalid":
                 return self._reply(h, 200, b"<rss><channel><item><title>\xff\xfe<<</rss" * 100)
             if mode == "bomb":
-                return self._reply(h, 200, self.BOMB, {"Content-Encoding": "gzip",
-                                                       "Content-Type": "application/rss+xml"})
+                return self._reply(
+                    h,
+                    200,
+                    self.BOMB,
+                    {"Content-Encoding": "gzip", "Content-Type": "application/rss+xml"},
+                )
             h.send_response(200)
             h.send_header("Content-Length", str(60 * 1024 * 1024))
             h.end_headers()
@@ -179,11 +189,18 @@ class Receiver:
                     if rec.delay:
                         time.sleep(rec.delay)
                     # A closed peer reads as EOF: the sender died while we "processed" it.
-                    gone = bool(select.select([self.connection], [], [], 0)[0]) and \
-                        self.connection.recv(1, socket.MSG_PEEK) == b""
+                    gone = (
+                        bool(select.select([self.connection], [], [], 0)[0])
+                        and self.connection.recv(1, socket.MSG_PEEK) == b""
+                    )
                     with rec.lock:
-                        rec.receipts.append(Receipt(time.time(), set(STORY.findall(raw.decode(
-                            errors="replace"))), not gone))
+                        rec.receipts.append(
+                            Receipt(
+                                time.time(),
+                                set(STORY.findall(raw.decode(errors="replace"))),
+                                not gone,
+                            )
+                        )
                     FeedServer._reply(self, 200, b"ok")
                 except OSError:
                     pass
@@ -202,7 +219,9 @@ class Receiver:
 
     def stories(self, committed_only: bool = True) -> list[str]:
         with self.lock:
-            return [s for r in self.receipts if r.committed or not committed_only for s in r.stories]
+            return [
+                s for r in self.receipts if r.committed or not committed_only for s in r.stories
+            ]
 
     def close(self) -> None:
         self.httpd.shutdown()

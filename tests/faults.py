@@ -25,12 +25,16 @@ from faultnet import STORY, FeedServer, Receipt, Receiver, story_items
 
 __all__ = ["STORY", "FeedServer", "Receipt", "Receiver", "story_items"]  # re-exported for tests
 
+import contextlib
+
 from worker.queue import _redis_server_binary
 
 WATCHLIST = "notify: [hook]\nrules:\n  - id: kursk\n    all: [Kursk]\n"
 
 
-def wait_for(predicate: Callable[[], object], timeout: float, what: str, step: float = 0.1) -> float:
+def wait_for(
+    predicate: Callable[[], object], timeout: float, what: str, step: float = 0.1
+) -> float:
     """Wait until ``predicate()`` is true; return the seconds it took (AssertionError on timeout)."""
     start = time.monotonic()
     while time.monotonic() - start < timeout:
@@ -64,10 +68,25 @@ class RedisServer:
 
     def start(self) -> None:
         # The settings README asks of an external Redis: AOF, fsync every second, no eviction.
-        args = [_redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
-                "--dir", str(self.root), "--appendonly", "yes", "--appendfsync", "everysec",
-                "--save", "", "--maxmemory-policy", "noeviction",
-                "--logfile", str(self.root / "redis.log")]
+        args = [
+            _redis_server_binary(),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.root),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            "--maxmemory-policy",
+            "noeviction",
+            "--logfile",
+            str(self.root / "redis.log"),
+        ]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, start_new_session=True)
         wait_for(self.answers, 15, "our redis-server to answer")
 
@@ -135,9 +154,14 @@ class Proc:
 
     def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
         self.log = log
-        self.proc = subprocess.Popen([sys.executable, "-m", "worker.cli", *args], env=env,
-                                     cwd=log.parent, stdout=subprocess.DEVNULL,
-                                     stderr=log.open("a"), start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "worker.cli", *args],
+            env=env,
+            cwd=log.parent,
+            stdout=subprocess.DEVNULL,
+            stderr=log.open("a"),
+            start_new_session=True,
+        )
         self.pid = self.proc.pid
 
     def text(self) -> str:
@@ -148,8 +172,11 @@ class Proc:
 
         Direct children only: RQ's scheduler is a fork of a worker with the same command line.
         """
-        return [p for p in children_of().get(self.pid, [])
-                if "worker.cli" in cmdline(p) and cmdline(p).split()[-1:] == [role] and alive(p)]
+        return [
+            p
+            for p in children_of().get(self.pid, [])
+            if "worker.cli" in cmdline(p) and cmdline(p).split()[-1:] == [role] and alive(p)
+        ]
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc.poll() is None:
@@ -157,10 +184,8 @@ class Proc:
         self.proc.wait(timeout=40)
 
     def kill_group(self, sig: int = signal.SIGKILL) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, sig)
-        except ProcessLookupError:
-            pass
         self.proc.wait(timeout=40)
 
     def stop(self, timeout: float = 40) -> int:
@@ -175,14 +200,10 @@ class Proc:
 
     def reap_group(self) -> None:
         """Kill whatever is left in the group (orphans included): test clean-up."""
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
 
 
 def newsalert_env(config: Path, redis_url: str | None, **extra: str) -> dict[str, str]:
@@ -199,18 +220,30 @@ def newsalert_env(config: Path, redis_url: str | None, **extra: str) -> dict[str
 
 
 def feeds_config(urls: dict[str, str], interval: str = "1s", backfill: int = 0) -> str:
-    lines = ["allow_private_networks: true",
-             f"defaults: {{interval: {interval}, backfill: {backfill}}}", "feeds:"]
+    lines = [
+        "allow_private_networks: true",
+        f"defaults: {{interval: {interval}, backfill: {backfill}}}",
+        "feeds:",
+    ]
     for fid, url in urls.items():
         lines += [f"  - id: {fid}", f"    url: {url}"]
     return "\n".join(lines) + "\n"
 
 
-def make_config(root: Path, feeds: FeedServer, names: Iterable[str], receiver: Receiver,
-                interval: str = "1s", backfill: int = 0) -> Path:
-    return write_config(root, feeds=feeds_config({n: feeds.url(n) for n in names}, interval, backfill),
-                        destinations=f"hook:\n  url: {receiver.url}\n",
-                        watchlists={"kursk": WATCHLIST})
+def make_config(
+    root: Path,
+    feeds: FeedServer,
+    names: Iterable[str],
+    receiver: Receiver,
+    interval: str = "1s",
+    backfill: int = 0,
+) -> Path:
+    return write_config(
+        root,
+        feeds=feeds_config({n: feeds.url(n) for n in names}, interval, backfill),
+        destinations=f"hook:\n  url: {receiver.url}\n",
+        watchlists={"kursk": WATCHLIST},
+    )
 
 
 @dataclass
@@ -229,8 +262,13 @@ def tally(name: str, expected: Iterable[str], receiver: Receiver) -> Tally:
     """Count expected / delivered / lost / duplicated alerts, and print the line for the report."""
     want = set(expected)
     got = receiver.stories()
-    t = Tally(len(want), len(set(got) & want), len(want - set(got)), len(got) - len(set(got)),
-              len(receiver.stories(committed_only=False)) - len(got))
+    t = Tally(
+        len(want),
+        len(set(got) & want),
+        len(want - set(got)),
+        len(got) - len(set(got)),
+        len(receiver.stories(committed_only=False)) - len(got),
+    )
     print(f"FAULT {name}: {t}")
     return t
 

@@ -33,8 +33,12 @@ def article_item(text: str, link: str) -> dict[str, str]:
     """Turn an article (title on the first line, body after) into a feed item."""
     title, _, body = text.strip().partition("\n")
     paragraphs = "".join(f"<p>{escape(p)}</p>" for p in body.split("\n") if p.strip())
-    return {"title": title.strip(), "link": link, "description": body.strip()[:200],
-            "content": paragraphs}
+    return {
+        "title": title.strip(),
+        "link": link,
+        "description": body.strip()[:200],
+        "content": paragraphs,
+    }
 
 
 UNRELATED = [

@@ -23,7 +23,6 @@ from conftest import Route
 from shared import shared_dir
 
 from worker import keys
-from worker.message import excerpt_article
 from worker.article import (
     Articles,
     backed_off_hosts,
@@ -33,6 +32,7 @@ from worker.article import (
 from worker.config import Config, Feed, load_config
 from worker.errors import ConfigError
 from worker.fetch import Fetcher, FetchLimits
+from worker.message import excerpt_article
 from worker.model import Item
 
 ARTICLES = Path(__file__).parent / "fixtures" / "articles"
@@ -44,10 +44,16 @@ def article_page(text: str, *, plain_trailer: bool = False) -> bytes:
     """Return a realistic article page for a seed-format text (title, body, PREV/NEXT lines)."""
     lines = [ln.strip() for ln in text.strip().splitlines()]
     title = lines[0]
-    trailer = {ln.split(" ", 1)[0]: ln.split(" ", 1)[1] for ln in lines
-               if ln.startswith(("PREV ", "NEXT "))}
-    body = [ln for ln in lines[1:] if ln and ln != "-" and ln != title
-            and not ln.startswith(("PREV ", "NEXT "))]
+    trailer = {
+        ln.split(" ", 1)[0]: ln.split(" ", 1)[1]
+        for ln in lines
+        if ln.startswith(("PREV ", "NEXT "))
+    }
+    body = [
+        ln
+        for ln in lines[1:]
+        if ln and ln != "-" and ln != title and not ln.startswith(("PREV ", "NEXT "))
+    ]
     esc = html.escape
     paras = "\n".join(f"<p>{esc(p)}</p>" for p in body)
     prev, nxt = esc(trailer.get("PREV", "Earlier story")), esc(trailer.get("NEXT", "Later story"))
@@ -55,8 +61,10 @@ def article_page(text: str, *, plain_trailer: bool = False) -> bytes:
         paras += f"\n<p>-</p><p>-</p><p>PREV {prev}</p><p>NEXT {nxt}</p>"
         pager = ""
     else:
-        pager = (f'<nav class="post-navigation"><div class="nav-previous"><a href="/prev">PREV '
-                 f'{prev}</a></div><div class="nav-next"><a href="/next">NEXT {nxt}</a></div></nav>')
+        pager = (
+            f'<nav class="post-navigation"><div class="nav-previous"><a href="/prev">PREV '
+            f'{prev}</a></div><div class="nav-next"><a href="/next">NEXT {nxt}</a></div></nav>'
+        )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{esc(title)} | World News Daily</title>
 <meta property="og:title" content="{esc(title)}"><link rel="stylesheet" href="/site.css"></head>
@@ -134,15 +142,23 @@ def hanging_server() -> Iterator[HangingServer]:
 
 
 def _config(*feeds: Feed) -> Config:
-    return Config(root=".", version="test", feeds=feeds, watchlists=(), destinations={},
-                  allow_private_networks=True)
+    return Config(
+        root=".",
+        version="test",
+        feeds=feeds,
+        watchlists=(),
+        destinations={},
+        allow_private_networks=True,
+    )
 
 
 def _item(link: str, feed: str = "world", title: str = "Teaser only") -> Item:
     return Item(id=f"{feed}-{abs(hash(link)) % 10**8:08d}", feed=feed, title=title, link=link)
 
 
-def _add(client: Any, config: Config, items: list[Item], *, allow_private: bool = True) -> list[Item]:
+def _add(
+    client: Any, config: Config, items: list[Item], *, allow_private: bool = True
+) -> list[Item]:
     async def run() -> list[Item]:
         async with Fetcher(FetchLimits(), allow_private=allow_private) as fetcher:
             return await Articles(client, config).add(fetcher, items)
@@ -156,27 +172,42 @@ def _add(client: Any, config: Config, items: list[Item], *, allow_private: bool 
 @pytest.mark.parametrize("name", ["own", "seed"])
 @pytest.mark.parametrize("plain_trailer", [False, True])
 def test_extraction_keeps_the_story_and_drops_boilerplate(name: str, plain_trailer: bool) -> None:
-    text = extract_text(article_page(article_text(name), plain_trailer=plain_trailer),
-                        "https://news.example.com/a")
+    text = extract_text(
+        article_page(article_text(name), plain_trailer=plain_trailer), "https://news.example.com/a"
+    )
     assert "North Korean" in text and "Kursk" in text
-    for boilerplate in ("Burglary", "Flanders", "cookie", "Related stories", "PREV", "NEXT",
-                        "Share on", "All rights reserved", "comments"):
+    for boilerplate in (
+        "Burglary",
+        "Flanders",
+        "cookie",
+        "Related stories",
+        "PREV",
+        "NEXT",
+        "Share on",
+        "All rights reserved",
+        "comments",
+    ):
         assert boilerplate not in text, boilerplate
     assert "\n-\n" not in text
 
 
 def test_extraction_of_a_page_without_an_article_is_empty() -> None:
-    assert extract_text(b"<html><head><title>x</title></head><body></body></html>", "https://x/") == ""
+    assert (
+        extract_text(b"<html><head><title>x</title></head><body></body></html>", "https://x/") == ""
+    )
 
 
-@pytest.mark.parametrize(("mode", "words", "link", "expected"), [
-    ("auto", 10, "https://news.example.com/a", True),
-    ("auto", 500, "https://news.example.com/a", False),
-    ("always", 500, "https://news.example.com/a", True),
-    ("never", 10, "https://news.example.com/a", False),
-    ("auto", 10, "", False),
-    ("auto", 10, "ftp://news.example.com/a", False),
-])
+@pytest.mark.parametrize(
+    ("mode", "words", "link", "expected"),
+    [
+        ("auto", 10, "https://news.example.com/a", True),
+        ("auto", 500, "https://news.example.com/a", False),
+        ("always", 500, "https://news.example.com/a", True),
+        ("never", 10, "https://news.example.com/a", False),
+        ("auto", 10, "", False),
+        ("auto", 10, "ftp://news.example.com/a", False),
+    ],
+)
 def test_which_items_want_their_article(mode: str, words: int, link: str, expected: bool) -> None:
     feed = Feed(id="world", url="https://news.example.com/rss", fulltext=mode)
     item = Item(id="1", feed="world", title="Teaser", summary="word " * (words - 1), link=link)
@@ -203,7 +234,9 @@ def test_article_text_is_added_and_cached_by_canonical_url(http_server, redis_cl
 def test_long_feed_text_is_not_fetched_in_auto_mode(http_server, redis_client) -> None:
     http_server.routes["/a"] = Route(article_page(article_text("own")), headers=HTML)
     config = _config(Feed(id="world", url="x", fulltext_min_words=5))
-    long = Item(id="1", feed="world", title="A headline with six words here", link=f"{http_server.base}/a")
+    long = Item(
+        id="1", feed="world", title="A headline with six words here", link=f"{http_server.base}/a"
+    )
     assert _add(redis_client, config, [long])[0].article == ""
     assert http_server.hits == {}
 
@@ -218,8 +251,10 @@ def test_two_pollers_fetch_a_syndicated_story_once(http_server, redis_client) ->
             return await Articles(redis_client, config).add(fetcher, [_item(link, feed)])
 
     async def both() -> list[list[Item]]:
-        return await asyncio.gather(poller("a", f"{http_server.base}/story?utm_medium=a"),
-                                    poller("b", f"{http_server.base}/story?utm_campaign=b"))
+        return await asyncio.gather(
+            poller("a", f"{http_server.base}/story?utm_medium=a"),
+            poller("b", f"{http_server.base}/story?utm_campaign=b"),
+        )
 
     a, b = asyncio.run(both())
     assert a[0].article and a[0].article == b[0].article
@@ -231,8 +266,11 @@ def test_robots_disallowing_the_path_means_no_fetch(http_server, redis_client) -
     http_server.routes["/private/nk"] = Route(article_page(article_text("own")), headers=HTML)
     http_server.routes["/public/nk"] = Route(article_page(article_text("own")), headers=HTML)
     config = _config(Feed(id="world", url="x"))
-    out = _add(redis_client, config, [_item(f"{http_server.base}/private/nk"),
-                                      _item(f"{http_server.base}/public/nk")])
+    out = _add(
+        redis_client,
+        config,
+        [_item(f"{http_server.base}/private/nk"), _item(f"{http_server.base}/public/nk")],
+    )
     assert out[0].article == "" and out[1].article
     assert "/private/nk" not in http_server.hits
     assert http_server.hits["/robots.txt"] == 1
@@ -240,30 +278,43 @@ def test_robots_disallowing_the_path_means_no_fetch(http_server, redis_client) -
 
 
 def test_robots_rules_for_our_agent_and_disallow_all_backs_off(http_server, redis_client) -> None:
-    http_server.routes["/robots.txt"] = Route(b"User-agent: newsalert\nDisallow: /\n\n"
-                                              b"User-agent: *\nAllow: /\n")
+    http_server.routes["/robots.txt"] = Route(
+        b"User-agent: newsalert\nDisallow: /\n\nUser-agent: *\nAllow: /\n"
+    )
     http_server.routes["/nk"] = Route(article_page(article_text("own")), headers=HTML)
     out = _add(redis_client, _config(Feed(id="world", url="x")), [_item(f"{http_server.base}/nk")])
     assert out[0].article == "" and "/nk" not in http_server.hits
     assert [h["host"] for h in backed_off_hosts(redis_client)] == [http_server.base]
 
 
-@pytest.mark.parametrize(("status", "body", "reason"), [
-    (403, b"Forbidden", "HTTP 403"),
-    (401, b"Login", "HTTP 401"),
-    (200, (b'<html><body><div class="paywall"><p>Subscribe to continue reading.</p></div>'
-           b"<article><p>Ukrainian forces captured a soldier.</p></article></body></html>"),
-     "paywall"),
-])
-def test_a_refusing_host_is_backed_off_and_reported_once(http_server, redis_client, caplog,
-                                                         status: int, body: bytes, reason: str) -> None:
+@pytest.mark.parametrize(
+    ("status", "body", "reason"),
+    [
+        (403, b"Forbidden", "HTTP 403"),
+        (401, b"Login", "HTTP 401"),
+        (
+            200,
+            (
+                b'<html><body><div class="paywall"><p>Subscribe to continue reading.</p></div>'
+                b"<article><p>Ukrainian forces captured a soldier.</p></article></body></html>"
+            ),
+            "paywall",
+        ),
+    ],
+)
+def test_a_refusing_host_is_backed_off_and_reported_once(
+    http_server, redis_client, caplog, status: int, body: bytes, reason: str
+) -> None:
     for path in ("/one", "/two", "/three"):
         http_server.routes[path] = Route(body, status=status, headers=HTML)
     config = _config(Feed(id="world", url="x"))
     with caplog.at_level(logging.WARNING, logger="newsalert.article"):
         first = _add(redis_client, config, [_item(f"{http_server.base}/one")])
-        later = _add(redis_client, config, [_item(f"{http_server.base}/two"),
-                                            _item(f"{http_server.base}/three")])
+        later = _add(
+            redis_client,
+            config,
+            [_item(f"{http_server.base}/two"), _item(f"{http_server.base}/three")],
+        )
     assert [i.article for i in first + later] == ["", "", ""]
     assert "/two" not in http_server.hits and "/three" not in http_server.hits
     hosts = backed_off_hosts(redis_client)
@@ -282,12 +333,17 @@ def test_a_host_that_keeps_failing_is_backed_off(http_server, redis_client) -> N
     assert "keeps failing" in backed_off_hosts(redis_client)[0]["reason"]
 
 
-def test_a_hanging_article_server_costs_at_most_the_deadline(hanging_server, redis_client, caplog) -> None:
+def test_a_hanging_article_server_costs_at_most_the_deadline(
+    hanging_server, redis_client, caplog
+) -> None:
     config = _config(Feed(id="slow-feed", url="x", fulltext_deadline=0.5))
     started = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="newsalert.article"):
-        out = _add(redis_client, config, [_item(f"{hanging_server.base}/hang/{n}", "slow-feed")
-                                          for n in range(3)])
+        out = _add(
+            redis_client,
+            config,
+            [_item(f"{hanging_server.base}/hang/{n}", "slow-feed") for n in range(3)],
+        )
     assert time.monotonic() - started < 2.0
     assert [i.article for i in out] == ["", "", ""]
     late = [r.getMessage() for r in caplog.records if "matching on feed text" in r.getMessage()]
@@ -297,15 +353,22 @@ def test_a_hanging_article_server_costs_at_most_the_deadline(hanging_server, red
 
 def test_articles_obey_the_private_address_policy(http_server, redis_client) -> None:
     http_server.routes["/nk"] = Route(article_page(article_text("own")), headers=HTML)
-    out = _add(redis_client, _config(Feed(id="world", url="x")), [_item(f"{http_server.base}/nk")],
-               allow_private=False)
+    out = _add(
+        redis_client,
+        _config(Feed(id="world", url="x")),
+        [_item(f"{http_server.base}/nk")],
+        allow_private=False,
+    )
     assert out[0].article == "" and http_server.hits == {}
 
 
 def test_non_html_is_not_extracted(http_server, redis_client) -> None:
-    http_server.routes["/doc.pdf"] = Route(b"%PDF-1.7 North Korean Kursk",
-                                           headers={"Content-Type": "application/pdf"})
-    out = _add(redis_client, _config(Feed(id="world", url="x")), [_item(f"{http_server.base}/doc.pdf")])
+    http_server.routes["/doc.pdf"] = Route(
+        b"%PDF-1.7 North Korean Kursk", headers={"Content-Type": "application/pdf"}
+    )
+    out = _add(
+        redis_client, _config(Feed(id="world", url="x")), [_item(f"{http_server.base}/doc.pdf")]
+    )
     assert out[0].article == ""
 
 
@@ -320,12 +383,16 @@ def _feeds_config(tmp_path: Path, feeds_yaml: str) -> Config:
 
 
 def test_fulltext_settings_have_defaults_and_per_feed_values(tmp_path: Path) -> None:
-    config = _feeds_config(tmp_path, (
-        "defaults: {fulltext: always, fulltext_min_words: 50, fulltext_deadline: 3s}\n"
-        "feeds:\n"
-        "  - {id: a, url: 'https://a.example/rss'}\n"
-        "  - {id: b, url: 'https://b.example/rss', fulltext: auto, fulltext_min_words: 200,"
-        " fulltext_deadline: 500ms}\n"))
+    config = _feeds_config(
+        tmp_path,
+        (
+            "defaults: {fulltext: always, fulltext_min_words: 50, fulltext_deadline: 3s}\n"
+            "feeds:\n"
+            "  - {id: a, url: 'https://a.example/rss'}\n"
+            "  - {id: b, url: 'https://b.example/rss', fulltext: auto, fulltext_min_words: 200,"
+            " fulltext_deadline: 500ms}\n"
+        ),
+    )
     a, b = config.feeds
     assert (a.fulltext, a.fulltext_min_words, a.fulltext_deadline) == ("always", 50, 3.0)
     assert (b.fulltext, b.fulltext_min_words, b.fulltext_deadline) == ("auto", 200, 0.5)
@@ -333,8 +400,15 @@ def test_fulltext_settings_have_defaults_and_per_feed_values(tmp_path: Path) -> 
     assert (plain.feeds[0].fulltext_min_words, plain.feeds[0].fulltext_deadline) == (120, 10.0)
 
 
-@pytest.mark.parametrize("bad", ["fulltext: sometimes", "fulltext_min_words: -1",
-                                 "fulltext_deadline: 10m", "fulltext_deadline: soon"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "fulltext: sometimes",
+        "fulltext_min_words: -1",
+        "fulltext_deadline: 10m",
+        "fulltext_deadline: soon",
+    ],
+)
 def test_bad_fulltext_settings_are_reported_with_their_line(tmp_path: Path, bad: str) -> None:
     with pytest.raises(ConfigError) as info:
         _feeds_config(tmp_path, f"feeds:\n  - id: a\n    url: https://a.example/rss\n    {bad}\n")
@@ -354,13 +428,14 @@ def test_an_alert_keeps_only_the_article_text_around_its_highlights() -> None:
     headline = "Ukraine says it captured a soldier sent by Pyongyang"
     at = headline.index("soldier")
     title = Highlight("title", "soldier", "soldier", at, at + 7)
-    item = Item(id="1", feed="world", title=headline, link="https://news.example.com/a",
-                article=text)
+    item = Item(
+        id="1", feed="world", title=headline, link="https://news.example.com/a", article=text
+    )
     alert = Alert("nk", "NK", "nk-in-kursk", item, (*highlights, title))
     short = excerpt_article(alert)
     assert len(short.item.article) < len(text) / 2
     for h in short.highlights:
-        assert short.item.text(h.field)[h.start:h.end] == h.text
+        assert short.item.text(h.field)[h.start : h.end] == h.text
     for fmt in ("text", "markdown", "html"):  # the message is the same, from a fraction of the text
         assert render(short, fmt) == render(alert, fmt)
     assert len(excerpt_article(alert, context=10).item.article) == 12 + 5 + 4 * 10 + len(" … ")
@@ -368,15 +443,20 @@ def test_an_alert_keeps_only_the_article_text_around_its_highlights() -> None:
     assert excerpt_article(bare) == bare
 
 
-@pytest.mark.parametrize(("last", "kept"), [
-    ("NEXT Burglary in Flanders: thieves arrested", False),
-    ("PREV Earlier story", False),
-    ("Next article: Storm closes ports", False),
-    ("Read more: Storm closes ports", False),
-    ("Next week the council meets again.", True),
-    ("Related talks are planned in Geneva.", True),
-])
+@pytest.mark.parametrize(
+    ("last", "kept"),
+    [
+        ("NEXT Burglary in Flanders: thieves arrested", False),
+        ("PREV Earlier story", False),
+        ("Next article: Storm closes ports", False),
+        ("Read more: Storm closes ports", False),
+        ("Next week the council meets again.", True),
+        ("Related talks are planned in Geneva.", True),
+    ],
+)
 def test_only_teaser_lines_are_trimmed_from_the_end(last: str, kept: bool) -> None:
     from worker.article import _trim
 
-    assert _trim(f"Story paragraph.\n-\n{last}") == ("Story paragraph.\n" + last if kept else "Story paragraph.")
+    assert _trim(f"Story paragraph.\n-\n{last}") == (
+        "Story paragraph.\n" + last if kept else "Story paragraph."
+    )

@@ -28,14 +28,25 @@ rules:
 def check(config: Path, **env: str) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if k != "SLACK_URL"}
     full_env.update(env)
-    return subprocess.run([sys.executable, "-m", "worker.cli", "--config", str(config), "check"],
-                          capture_output=True, text=True, timeout=60, env=full_env)
+    return subprocess.run(
+        [sys.executable, "-m", "worker.cli", "--config", str(config), "check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=full_env,
+    )
 
 
-def make(tmp_path: Path, *, feeds: str = FEEDS, destinations: str = DESTS,
-         watchlist: str = NK_WATCHLIST.format(notify="[hook]")) -> Path:
-    return write_config(tmp_path / "config", feeds=feeds, destinations=destinations,
-                        watchlists={"nk": watchlist})
+def make(
+    tmp_path: Path,
+    *,
+    feeds: str = FEEDS,
+    destinations: str = DESTS,
+    watchlist: str = NK_WATCHLIST.format(notify="[hook]"),
+) -> Path:
+    return write_config(
+        tmp_path / "config", feeds=feeds, destinations=destinations, watchlists={"nk": watchlist}
+    )
 
 
 def test_valid_config_passes(tmp_path):
@@ -53,29 +64,61 @@ BROKEN = [
     # (file, text replacing it, expected file suffix, line, message part)
     ("feeds", FEEDS.replace("tags: [world]", "tags: [world"), "feeds.yaml", 5, "YAML syntax error"),
     ("feeds", FEEDS + "    colour: blue\n", "feeds.yaml", 5, "unknown key 'colour'"),
-    ("feeds", FEEDS.replace("    url: https://feeds.example.com/world.xml\n", ""), "feeds.yaml", 2,
-     "missing required key 'url'"),
+    (
+        "feeds",
+        FEEDS.replace("    url: https://feeds.example.com/world.xml\n", ""),
+        "feeds.yaml",
+        2,
+        "missing required key 'url'",
+    ),
     ("feeds", FEEDS.replace("tags: [world]", "interval: soon"), "feeds.yaml", 4, "bad duration"),
     ("feeds", "fetch:\n  max_bytes: lots\n" + FEEDS, "feeds.yaml", 2, "bad size"),
     ("feeds", "fetch:\n  per_hostt: 2\n" + FEEDS, "feeds.yaml", 2, "unknown key 'per_hostt'"),
     ("watchlist", QUERY_WATCHLIST.format(query="(North Korean"), "nk.yaml", 4, "parenthes"),
     ("watchlist", QUERY_WATCHLIST.format(query="/(unclosed/"), "nk.yaml", 4, "regex"),
-    ("watchlist", NK_WATCHLIST.format(notify="[hook, pager]"), "nk.yaml", 2, "unknown destination 'pager'"),
-    ("watchlist", NK_WATCHLIST.format(notify="[hook]").replace("rules:", "rulez:"), "nk.yaml", 5,
-     "unknown key 'rulez'"),
-    ("watchlist", NK_WATCHLIST.format(notify="[hook]").replace("South Korean team wins",
-                                                                 "North Korean soldier seen"),
-     "nk.yaml", 12, "example should not match"),
-    ("destinations", "hook:\n  url: ${SLACK_URL}\n", "destinations.yaml", 2,
-     "environment variable SLACK_URL is not set"),
+    (
+        "watchlist",
+        NK_WATCHLIST.format(notify="[hook, pager]"),
+        "nk.yaml",
+        2,
+        "unknown destination 'pager'",
+    ),
+    (
+        "watchlist",
+        NK_WATCHLIST.format(notify="[hook]").replace("rules:", "rulez:"),
+        "nk.yaml",
+        5,
+        "unknown key 'rulez'",
+    ),
+    (
+        "watchlist",
+        NK_WATCHLIST.format(notify="[hook]").replace(
+            "South Korean team wins", "North Korean soldier seen"
+        ),
+        "nk.yaml",
+        12,
+        "example should not match",
+    ),
+    (
+        "destinations",
+        "hook:\n  url: ${SLACK_URL}\n",
+        "destinations.yaml",
+        2,
+        "environment variable SLACK_URL is not set",
+    ),
 ]
 
 
-@pytest.mark.parametrize("which, text, filename, line, message", BROKEN,
-                         ids=[b[4] for b in BROKEN])
+@pytest.mark.parametrize("which, text, filename, line, message", BROKEN, ids=[b[4] for b in BROKEN])
 def test_broken_config_reports_file_and_line(tmp_path, which, text, filename, line, message):
-    config = make(tmp_path, **{{"feeds": "feeds", "watchlist": "watchlist",
-                                "destinations": "destinations"}[which]: text})
+    config = make(
+        tmp_path,
+        **{
+            {"feeds": "feeds", "watchlist": "watchlist", "destinations": "destinations"}[
+                which
+            ]: text
+        },
+    )
     result = check(config)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr

@@ -28,14 +28,25 @@ def newsalert(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     # No REDIS_URL and a var dir that must stay empty: try/explain touch no Redis.
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env["NEWSALERT_VAR"] = str(config.parent / "var")
-    return subprocess.run([sys.executable, "-m", "worker.cli", "--config", str(config), *args],
-                          capture_output=True, text=True, timeout=120, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "worker.cli", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
 
 
 def _config(tmp_path: Path) -> Path:
-    return write_config(tmp_path / "config", feeds=FEEDS, destinations=DESTS,
-                        watchlists={"north-korea-kursk": NK_WATCHLIST.format(notify="[hook]"),
-                                    "prisoners": PRISONER})
+    return write_config(
+        tmp_path / "config",
+        feeds=FEEDS,
+        destinations=DESTS,
+        watchlists={
+            "north-korea-kursk": NK_WATCHLIST.format(notify="[hook]"),
+            "prisoners": PRISONER,
+        },
+    )
 
 
 def _feed(tmp_path: Path, text: str) -> Path:
@@ -51,7 +62,9 @@ def test_try_json_lines_have_the_pinned_shape(tmp_path):
     assert result.returncode == 0, result.stderr
     hits = [json.loads(line) for line in result.stdout.splitlines()]
     assert {(h["watchlist"], h["rule"]) for h in hits} == {
-        ("north-korea-kursk", "nk-in-kursk"), ("prisoners", "nk-prisoner")}
+        ("north-korea-kursk", "nk-in-kursk"),
+        ("prisoners", "nk-prisoner"),
+    }
     for hit in hits:
         assert list(hit) == ["watchlist", "rule", "item", "highlights"]
         assert list(hit["item"]) == ["id", "title", "link", "feed"]
@@ -60,7 +73,7 @@ def test_try_json_lines_have_the_pinned_shape(tmp_path):
             assert list(h) == ["field", "term", "text", "start", "end"]
     title = hits[0]["item"]["title"]
     first = next(h for h in hits[0]["highlights"] if h["field"] == "title")
-    assert title[first["start"]:first["end"]] == first["text"]
+    assert title[first["start"] : first["end"]] == first["text"]
     assert not (tmp_path / "var").exists(), "try must not start or touch Redis"
 
 
@@ -111,7 +124,9 @@ def test_explain_unknown_watchlist(tmp_path):
 
 def test_try_fetches_a_url(tmp_path, http_server):
     text = (FIXTURES / "articles" / "nk-prisoner.txt").read_text()
-    http_server.routes["/feed.xml"] = Route(body=rss([article_item(text, "https://n.example.com/a")]))
+    http_server.routes["/feed.xml"] = Route(
+        body=rss([article_item(text, "https://n.example.com/a")])
+    )
     result = newsalert(_config(tmp_path), "try", "--json", f"{http_server.base}/feed.xml")
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == 2

@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
-
 from shared import shared_dir
+
 from worker.errors import FeedError
 from worker.feeds import parse_feed, prescan_item_ids
 

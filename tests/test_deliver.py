@@ -28,10 +28,18 @@ def hook(receiver, name="hook", extra="", path="alerts"):
     return f"{name}:\n  url: json://127.0.0.1:{receiver.port}/{path}\n{extra}"
 
 
-def test_email_has_subject_html_body_and_bold_highlight(tmp_path, smtp_server, redis_client, redis_url):
-    app = make_app(tmp_path, redis_url, notify="[desk]", destinations=(
-        f"desk:\n  url: mailto://newsalert@127.0.0.1:{smtp_server.port}"
-        "?to=desk@example.com&from=newsalert@example.com\n"))
+def test_email_has_subject_html_body_and_bold_highlight(
+    tmp_path, smtp_server, redis_client, redis_url
+):
+    app = make_app(
+        tmp_path,
+        redis_url,
+        notify="[desk]",
+        destinations=(
+            f"desk:\n  url: mailto://newsalert@127.0.0.1:{smtp_server.port}"
+            "?to=desk@example.com&from=newsalert@example.com\n"
+        ),
+    )
     p = payload(1, "desk")
     enqueue_delivery(redis_client, p["delivery"], p)
     assert run_jobs(app) == 0
@@ -62,7 +70,9 @@ def test_webhook_receives_one_json_notification(tmp_path, receiver, redis_client
 
 
 @pytest.mark.parametrize("extra", ["", "  rate: 10/s\n"], ids=["direct", "outbox"])
-def test_outage_then_recovery_delivers_exactly_once(extra, tmp_path, receiver, redis_client, redis_url):
+def test_outage_then_recovery_delivers_exactly_once(
+    extra, tmp_path, receiver, redis_client, redis_url
+):
     app = make_app(tmp_path, redis_url, hook(receiver, extra=extra), notify="[hook]")
     receiver.fail_next = [500, 500, 500]
     p = payload(1, "hook")
@@ -77,9 +87,12 @@ def test_outage_then_recovery_delivers_exactly_once(extra, tmp_path, receiver, r
 
 
 @pytest.mark.parametrize("extra", ["", "  rate: 10/s\n"], ids=["direct", "outbox"])
-def test_down_past_retries_dead_letters_then_replay_sends_once(extra, tmp_path, receiver, redis_client,
-                                                               redis_url, caplog):
-    dests = hook(receiver, extra=extra + "  on_failure: ops\n") + hook(receiver, name="ops", path="ops")
+def test_down_past_retries_dead_letters_then_replay_sends_once(
+    extra, tmp_path, receiver, redis_client, redis_url, caplog
+):
+    dests = hook(receiver, extra=extra + "  on_failure: ops\n") + hook(
+        receiver, name="ops", path="ops"
+    )
     app = make_app(tmp_path, redis_url, dests, notify="[hook]")
     receiver.fail_next = [503] * 5  # 1 try + 4 retries, all refused
     p = payload(1, "hook")
@@ -110,8 +123,12 @@ def test_down_past_retries_dead_letters_then_replay_sends_once(extra, tmp_path, 
     assert collect(app)["destinations"]["hook"]["failing"] is False
 
 
-@pytest.mark.parametrize("extra", ["", "  rate: 10/s\n  digest_after: 3\n"], ids=["direct", "outbox"])
-def test_two_workers_racing_on_one_alert_deliver_once(extra, tmp_path, receiver, redis_client, redis_url):
+@pytest.mark.parametrize(
+    "extra", ["", "  rate: 10/s\n  digest_after: 3\n"], ids=["direct", "outbox"]
+)
+def test_two_workers_racing_on_one_alert_deliver_once(
+    extra, tmp_path, receiver, redis_client, redis_url
+):
     app = make_app(tmp_path, redis_url, hook(receiver, extra=extra), notify="[hook]")
     p = payload(1, "hook")
     barrier = threading.Barrier(4)
@@ -133,12 +150,19 @@ def test_two_workers_racing_on_one_alert_deliver_once(extra, tmp_path, receiver,
     assert dead_letters(redis_client) == []
 
 
-def test_secret_in_url_never_reaches_logs_errors_or_stats(tmp_path, receiver, redis_client, redis_url,
-                                                          caplog, capfd, monkeypatch):
+def test_secret_in_url_never_reaches_logs_errors_or_stats(
+    tmp_path, receiver, redis_client, redis_url, caplog, capfd, monkeypatch
+):
     secret = "tok3n-S3CRET-4f9a2b"
     monkeypatch.setenv("HOOK_TOKEN", secret)
-    app = make_app(tmp_path, redis_url, notify="[hook]", destinations=(
-        f"hook:\n  url: json://127.0.0.1:{receiver.port}/hook/${{HOOK_TOKEN}}?key=${{HOOK_TOKEN}}\n"))
+    app = make_app(
+        tmp_path,
+        redis_url,
+        notify="[hook]",
+        destinations=(
+            f"hook:\n  url: json://127.0.0.1:{receiver.port}/hook/${{HOOK_TOKEN}}?key=${{HOOK_TOKEN}}\n"
+        ),
+    )
     assert secret in app.config().destinations["hook"].url
     receiver.fail_next = [500] * 5
     caplog.set_level(logging.DEBUG)
@@ -151,9 +175,13 @@ def test_secret_in_url_never_reaches_logs_errors_or_stats(tmp_path, receiver, re
     assert len(receiver.received) == 1 and secret in receiver.received[0]["path"]  # it was used
     out, err = capfd.readouterr()
     assert caplog.records, "the test must have captured log records"
-    for where, text in [("logs", caplog.text), ("stdout", out), ("stderr", err),
-                        ("stats", json.dumps(collect(app))),
-                        ("redis", repr([redis_client.dump(k) for k in redis_client.keys("newsalert:*")]))]:
+    for where, text in [
+        ("logs", caplog.text),
+        ("stdout", out),
+        ("stderr", err),
+        ("stats", json.dumps(collect(app))),
+        ("redis", repr([redis_client.dump(k) for k in redis_client.keys("newsalert:*")])),
+    ]:
         assert secret not in text, where
 
 
@@ -173,16 +201,20 @@ def test_claim_many_reports_each_state(redis_client):
     token, states = deliver_mod.claim_many(redis_client, ["a", "b", "c"])
     assert states == {"a": "busy", "b": "sent", "c": "claimed"}
     deliver_mod.release(redis_client, ["a", "c"], token)
-    assert redis_client.get(keys.ledger("a")) is not None, "another worker's claim is not ours to release"
+    assert redis_client.get(keys.ledger("a")) is not None, (
+        "another worker's claim is not ours to release"
+    )
     assert redis_client.get(keys.ledger("c")) is None
 
 
-def test_claim_left_by_a_dead_worker_is_sent_after_it_expires(tmp_path, receiver, redis_client,
-                                                               redis_url, monkeypatch):
+def test_claim_left_by_a_dead_worker_is_sent_after_it_expires(
+    tmp_path, receiver, redis_client, redis_url, monkeypatch
+):
     # Retries that add up to less than the claim's lifetime must not strand the alert.
     monkeypatch.setenv("NEWSALERT_RETRY_INTERVALS", "0")
-    app = make_app(tmp_path, redis_url, f"hook:\n  url: json://127.0.0.1:{receiver.port}/alerts\n",
-                   "[hook]")
+    app = make_app(
+        tmp_path, redis_url, f"hook:\n  url: json://127.0.0.1:{receiver.port}/alerts\n", "[hook]"
+    )
     p = payload(1, "hook")
     redis_client.set(keys.ledger(p["delivery"]), "claim:dead-worker", ex=2)
     enqueue_delivery(redis_client, p["delivery"], p)

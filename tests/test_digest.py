@@ -92,9 +92,12 @@ def test_digest_slots(spec, after, slot):
     ("template", '"{title"', "template syntax error"),
 ])  # fmt: skip
 def test_bad_destination_settings_are_reported_with_their_line(tmp_path, key, value, message):
-    root = write_config(tmp_path / "config", feeds=feeds_yaml({"w": "http://127.0.0.1:9/f.xml"}),
-                        destinations=f"hook:\n  url: json://127.0.0.1:9/x\n  {key}: {value}\n",
-                        watchlists={"nk": NK_WATCHLIST.format(notify="[hook]")})
+    root = write_config(
+        tmp_path / "config",
+        feeds=feeds_yaml({"w": "http://127.0.0.1:9/f.xml"}),
+        destinations=f"hook:\n  url: json://127.0.0.1:9/x\n  {key}: {value}\n",
+        watchlists={"nk": NK_WATCHLIST.format(notify="[hook]")},
+    )
     with pytest.raises(ConfigError) as info:
         load_config(root)
     lines = info.value.lines()
@@ -104,8 +107,12 @@ def test_bad_destination_settings_are_reported_with_their_line(tmp_path, key, va
 # -- bursts -------------------------------------------------------------------
 
 
-def test_ten_alerts_in_a_second_collapse_into_a_few_messages(tmp_path, receiver, redis_client, redis_url):
-    app = make_app(tmp_path, redis_url, hook(receiver, "  rate: 1/s\n  digest_after: 3\n"), notify="[hook]")
+def test_ten_alerts_in_a_second_collapse_into_a_few_messages(
+    tmp_path, receiver, redis_client, redis_url
+):
+    app = make_app(
+        tmp_path, redis_url, hook(receiver, "  rate: 1/s\n  digest_after: 3\n"), notify="[hook]"
+    )
     payloads = [payload(n, "hook") for n in range(10)]
     for p in payloads:
         enqueue_delivery(redis_client, p["delivery"], p)
@@ -120,9 +127,12 @@ def test_ten_alerts_in_a_second_collapse_into_a_few_messages(tmp_path, receiver,
     assert redis_client.zcard(keys.outbox("hook")) == 0
 
 
-def test_alert_sent_alone_never_reappears_in_a_digest_and_vice_versa(tmp_path, receiver, redis_client,
-                                                                     redis_url):
-    app = make_app(tmp_path, redis_url, hook(receiver, "  digest_after: 3\n  rate: 1/m\n"), notify="[hook]")
+def test_alert_sent_alone_never_reappears_in_a_digest_and_vice_versa(
+    tmp_path, receiver, redis_client, redis_url
+):
+    app = make_app(
+        tmp_path, redis_url, hook(receiver, "  digest_after: 3\n  rate: 1/m\n"), notify="[hook]"
+    )
     clock = Clock(utc(2026, 1, 15, 12, 0))
     ps = [payload(n, "hook") for n in range(6)]
     outbox.add(redis_client, "hook", ps[0], clock.now)
@@ -160,10 +170,15 @@ def test_alert_claimed_by_a_dead_flusher_comes_back(tmp_path, receiver, redis_cl
 # -- quiet hours and scheduled digests -----------------------------------------
 
 
-def test_quiet_hours_hold_alerts_and_release_one_digest_at_the_end(tmp_path, receiver, redis_client,
-                                                                   redis_url):
-    app = make_app(tmp_path, redis_url, hook(receiver, '  quiet_hours: "22:00-07:00 Europe/Kyiv"\n'),
-                   notify="[hook]")
+def test_quiet_hours_hold_alerts_and_release_one_digest_at_the_end(
+    tmp_path, receiver, redis_client, redis_url
+):
+    app = make_app(
+        tmp_path,
+        redis_url,
+        hook(receiver, '  quiet_hours: "22:00-07:00 Europe/Kyiv"\n'),
+        notify="[hook]",
+    )
     config = app.config()
     clock = Clock(kyiv(2026, 1, 15, 21, 30))
 
@@ -179,7 +194,9 @@ def test_quiet_hours_hold_alerts_and_release_one_digest_at_the_end(tmp_path, rec
     assert len(receiver.received) == 1, "held during quiet hours"
     clock.now = kyiv(2026, 1, 16, 5, 0)
     arrive(4, urgent=True)
-    assert len(receiver.received) == 2 and "soldier 4" in texts(receiver)[1], "urgent bypasses quiet hours"
+    assert len(receiver.received) == 2 and "soldier 4" in texts(receiver)[1], (
+        "urgent bypasses quiet hours"
+    )
     assert redis_client.zscore(keys.FLUSH_DUE, "hook") == kyiv(2026, 1, 16, 7, 0)
     clock.now = kyiv(2026, 1, 16, 6, 59)
     assert outbox.flush_due(redis_client, config, clock) == 0
@@ -212,10 +229,13 @@ def test_hourly_digest_goes_out_at_the_top_of_the_hour(tmp_path, receiver, redis
     assert "soldier 1 captured" in digest and "soldier 2 captured" in digest
 
 
-def test_digest_that_fails_for_good_makes_dead_letters_and_one_notice(tmp_path, receiver, redis_client,
-                                                                       redis_url):
-    dests = (hook(receiver, "  digest_after: 1\n  rate: 100/s\n  on_failure: ops\n")
-             + f"ops:\n  url: json://127.0.0.1:{receiver.port}/ops\n")
+def test_digest_that_fails_for_good_makes_dead_letters_and_one_notice(
+    tmp_path, receiver, redis_client, redis_url
+):
+    dests = (
+        hook(receiver, "  digest_after: 1\n  rate: 100/s\n  on_failure: ops\n")
+        + f"ops:\n  url: json://127.0.0.1:{receiver.port}/ops\n"
+    )
     app = make_app(tmp_path, redis_url, dests, notify="[hook]")
     ps = [payload(n, "hook") for n in range(3)]
     for p in ps:

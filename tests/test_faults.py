@@ -7,6 +7,7 @@ claim for ``keys.CLAIM_TTL`` = 120 s before it may be sent again).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -44,9 +45,11 @@ def test_worker_killed_mid_match_batch_job_reruns_within_a_minute(rig: Rig) -> N
     # 1,500 items (50-item match jobs), 30 of them matching: the worker is busy
     # matching for long enough to be caught with a match job in hand.
     items = story_items("w", 30)
-    filler = [{"title": f"Weather and markets, note {i}", "link": f"https://n.example.com/other/{i}"}
-              for i in range(1470)]
-    mixed = [x for pair in zip(items, filler[:30]) for x in pair] + filler[30:]
+    filler = [
+        {"title": f"Weather and markets, note {i}", "link": f"https://n.example.com/other/{i}"}
+        for i in range(1470)
+    ]
+    mixed = [x for pair in zip(items, filler[:30], strict=False) for x in pair] + filler[30:]
     rig.feeds.publish("w", mixed)
     rig.configure(["w"], backfill=len(mixed))
     client = rig.redis.client()
@@ -66,8 +69,12 @@ def test_worker_killed_mid_match_batch_job_reruns_within_a_minute(rig: Rig) -> N
     assert victim, "never caught a match job in flight"
     killed_at = time.monotonic()
     rig.spawn("work", log="work2.log")
-    picked = wait_for(lambda: victim not in wip(client, keys.MATCH_QUEUE), PICKUP_LIMIT + 20,
-                      "the abandoned match job to be picked up", step=0.5)
+    picked = wait_for(
+        lambda: victim not in wip(client, keys.MATCH_QUEUE),
+        PICKUP_LIMIT + 20,
+        "the abandoned match job to be picked up",
+        step=0.5,
+    )
     print(f"abandoned match job picked up {picked:.1f}s after the kill")
     wait_for(lambda: len(rig.receiver.stories()) >= 30, 90, "every alert")
     time.sleep(2)  # let any duplicate arrive
@@ -86,8 +93,11 @@ def test_kill_during_delivery(rig: Rig, victim: str) -> None:
     rig.receiver.delay = 1.5  # the kill lands while a request is in flight
     client = rig.redis.client()
     run = rig.spawn("run", "--workers", "1")
-    wait_for(lambda: len(rig.receiver.receipts) >= 2 and rig.receiver.in_flight, 60,
-             "a delivery in flight")
+    wait_for(
+        lambda: len(rig.receiver.receipts) >= 2 and rig.receiver.in_flight,
+        60,
+        "a delivery in flight",
+    )
     in_hand = wip(client, keys.DELIVER_QUEUE)
     children = run.role_pids("work") + run.role_pids("poll")
     assert len(children) == 2, children
@@ -105,12 +115,17 @@ def test_kill_during_delivery(rig: Rig, victim: str) -> None:
     if victim != "worker":
         rig.spawn("run", "--workers", "1", log="run2.log")
     if victim != "parent" and in_hand:
-        picked = wait_for(lambda: not set(in_hand) & set(wip(client, keys.DELIVER_QUEUE)),
-                          PICKUP_LIMIT + 30, "the abandoned delivery to be picked up", step=0.5)
+        picked = wait_for(
+            lambda: not set(in_hand) & set(wip(client, keys.DELIVER_QUEUE)),
+            PICKUP_LIMIT + 30,
+            "the abandoned delivery to be picked up",
+            step=0.5,
+        )
         print(f"abandoned delivery picked up {picked:.1f}s after the kill")
         assert picked <= PICKUP_LIMIT
-    wait_for(lambda: len(set(rig.receiver.stories())) >= n, keys.CLAIM_TTL + 120, "every alert",
-             step=0.5)
+    wait_for(
+        lambda: len(set(rig.receiver.stories())) >= n, keys.CLAIM_TTL + 120, "every alert", step=0.5
+    )
     time.sleep(3)
     t = tally(f"kill -9 {victim} mid-delivery", stories("w", n), rig.receiver)
     print(f"all delivered {time.monotonic() - killed_at:.0f}s after the kill")
@@ -130,8 +145,9 @@ def _snapshot(client: redis.Redis) -> dict[str, object]:
     }
 
 
-@pytest.mark.parametrize("n", [pytest.param(300, id="short"),
-                               pytest.param(1000, id="long", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "n", [pytest.param(300, id="short"), pytest.param(1000, id="long", marks=pytest.mark.slow)]
+)
 def test_kill_whole_group_and_embedded_redis_mid_burst(tmp_path: Path, n: int) -> None:
     rig = Rig(tmp_path, own_redis=False)  # the embedded Redis, under var/
     try:
@@ -153,8 +169,10 @@ def test_kill_whole_group_and_embedded_redis_mid_burst(tmp_path: Path, n: int) -
         assert after == before, "state lost in the crash"
         embedded.stop()
         claimed = [k for k, v in before["ledger"].items() if v and v.startswith(b"claim:")]  # type: ignore[union-attr]
-        print(f"at the kill: {len(before['ledger'])} ledger entries, {len(claimed)} claims held, "  # type: ignore[arg-type]
-              f"{len(rig.receiver.stories())} alerts delivered")
+        print(
+            f"at the kill: {len(before['ledger'])} ledger entries, {len(claimed)} claims held, "  # type: ignore[arg-type]
+            f"{len(rig.receiver.stories())} alerts delivered"
+        )
         rig.spawn("run", "--workers", "2", log="run2.log", NEWSALERT_VAR=str(var))
         restarted = time.monotonic()
         # A delivery killed mid-request keeps its claim for CLAIM_TTL; the short run waits
@@ -162,12 +180,21 @@ def test_kill_whole_group_and_embedded_redis_mid_burst(tmp_path: Path, n: int) -
         wait = keys.CLAIM_TTL + 120 if n > 300 else 120
         need = n if n > 300 else n - len(claimed)
         try:
-            wait_for(lambda: len(set(rig.receiver.stories())) >= need, wait,
-                     "the rest of the burst", step=0.5)
+            wait_for(
+                lambda: len(set(rig.receiver.stories())) >= need,
+                wait,
+                "the rest of the burst",
+                step=0.5,
+            )
         except AssertionError:
             print("missing:", sorted(stories("w", n) - set(rig.receiver.stories())))
-            print({k.decode(): client.zcard(k) if client.type(k) == b"zset" else client.llen(k)
-                   for k in client.keys("rq:*") if client.type(k) in (b"zset", b"list")})
+            print(
+                {
+                    k.decode(): client.zcard(k) if client.type(k) == b"zset" else client.llen(k)
+                    for k in client.keys("rq:*")
+                    if client.type(k) in (b"zset", b"list")
+                }
+            )
             raise
         print(f"recovered {time.monotonic() - restarted:.0f}s after the restart")
         time.sleep(3)
@@ -179,15 +206,14 @@ def test_kill_whole_group_and_embedded_redis_mid_burst(tmp_path: Path, n: int) -
             proc.reap_group()
         pidfile = tmp_path / "var" / "redis.pid"
         if pidfile.exists():  # the embedded Redis runs in a session of its own
-            try:
+            with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(pidfile.read_text()), signal.SIGKILL)
-            except (ProcessLookupError, ValueError):
-                pass
         rig.close()
 
 
-@pytest.mark.parametrize("down", [pytest.param(5.0, id="5s"),
-                                  pytest.param(45.0, id="45s", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "down", [pytest.param(5.0, id="5s"), pytest.param(45.0, id="45s", marks=pytest.mark.slow)]
+)
 def test_redis_stopped_and_restarted_mid_run(rig: Rig, down: float) -> None:
     n = 200
     rig.feeds.publish("w", story_items("w", n))
@@ -199,8 +225,12 @@ def test_redis_stopped_and_restarted_mid_run(rig: Rig, down: float) -> None:
     rig.redis.stop()  # a clean shutdown (AOF flushed), as a restart by ops would do
     time.sleep(down)
     rig.redis.start()
-    wait_for(lambda: len(set(rig.receiver.stories())) >= n, keys.CLAIM_TTL + HEARTBEAT_TTL + 60,
-             "the rest of the burst", step=0.5)
+    wait_for(
+        lambda: len(set(rig.receiver.stories())) >= n,
+        keys.CLAIM_TTL + HEARTBEAT_TTL + 60,
+        "the rest of the burst",
+        step=0.5,
+    )
     time.sleep(3)
     t = tally(f"Redis down {down:.0f}s", stories("w", n), rig.receiver)
     log = run.text()

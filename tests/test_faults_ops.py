@@ -28,10 +28,13 @@ def stories(feed: str, n: int, start: int = 0) -> set[str]:
     return {f"{feed}-{i}" for i in range(start, start + n)}
 
 
-@pytest.mark.parametrize(("down", "intervals"), [
-    pytest.param(12.0, "1,2,4,8,16", id="12s"),
-    pytest.param(120.0, "5,15,30,60,60", id="2min", marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    ("down", "intervals"),
+    [
+        pytest.param(12.0, "1,2,4,8,16", id="12s"),
+        pytest.param(120.0, "5,15,30,60,60", id="2min", marks=pytest.mark.slow),
+    ],
+)
 def test_destination_down_then_back(rig: Rig, down: float, intervals: str) -> None:
     n = 30
     rig.feeds.publish("w", story_items("w", n))
@@ -43,8 +46,9 @@ def test_destination_down_then_back(rig: Rig, down: float, intervals: str) -> No
     rig.receiver.down_status = 0
     back = time.monotonic()
     retry_window = sum(float(x) for x in intervals.split(","))
-    wait_for(lambda: len(set(rig.receiver.stories())) >= n, retry_window + 30, "every alert",
-             step=0.5)
+    wait_for(
+        lambda: len(set(rig.receiver.stories())) >= n, retry_window + 30, "every alert", step=0.5
+    )
     print(f"all {n} alerts arrived {time.monotonic() - back:.1f}s after the destination came back")
     time.sleep(2)
     t = tally(f"destination down {down:.0f}s", stories("w", n), rig.receiver)
@@ -52,9 +56,13 @@ def test_destination_down_then_back(rig: Rig, down: float, intervals: str) -> No
     assert rig.redis is not None and rig.redis.client().llen(keys.DEAD_LETTERS) == 0
 
 
-@pytest.mark.parametrize("recover", [pytest.param(False, id="short"),
-                                     pytest.param(True, id="lease-expiry",
-                                                  marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "recover",
+    [
+        pytest.param(False, id="short"),
+        pytest.param(True, id="lease-expiry", marks=pytest.mark.slow),
+    ],
+)
 def test_poller_killed_holding_leases(rig: Rig, recover: bool) -> None:
     feeds = [f"f{i}" for i in range(10)]
     for f in feeds:
@@ -78,23 +86,33 @@ def test_poller_killed_holding_leases(rig: Rig, recover: bool) -> None:
     for f in feeds:
         rig.feeds.publish(f, story_items(f, 1, start=2))
     healthy = set(feeds) - orphaned
-    wait_for(lambda: {f"{f}-2" for f in healthy} <= set(rig.receiver.stories()), 30,
-             "alerts from the feeds the killed poller did not hold")
+    wait_for(
+        lambda: {f"{f}-2" for f in healthy} <= set(rig.receiver.stories()),
+        30,
+        "alerts from the feeds the killed poller did not hold",
+    )
     assert all(0 < t <= keys.LEASE_TTL for t in ttls)
     expected = {f"{f}-2" for f in (feeds if recover else healthy)}
     if recover:
-        took = wait_for(lambda: expected <= set(rig.receiver.stories()), keys.LEASE_TTL + 60,
-                        "alerts from the orphaned feeds", step=0.5)
-        print(f"orphaned feeds alerted {time.monotonic() - killed_at:.0f}s after the kill "
-              f"(waited {took:.0f}s)")
+        took = wait_for(
+            lambda: expected <= set(rig.receiver.stories()),
+            keys.LEASE_TTL + 60,
+            "alerts from the orphaned feeds",
+            step=0.5,
+        )
+        print(
+            f"orphaned feeds alerted {time.monotonic() - killed_at:.0f}s after the kill "
+            f"(waited {took:.0f}s)"
+        )
         assert time.monotonic() - killed_at <= keys.LEASE_TTL + 30
     time.sleep(2)
     t = tally(f"poller killed holding {len(orphaned)} leases", expected, rig.receiver)
     assert (t.lost, t.duplicated) == (0, 0), t
 
 
-@pytest.mark.parametrize("n", [pytest.param(300, id="300"),
-                               pytest.param(1000, id="1000", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "n", [pytest.param(300, id="300"), pytest.param(1000, id="1000", marks=pytest.mark.slow)]
+)
 def test_sigterm_whole_tree_during_burst(rig: Rig, n: int) -> None:
     rig.feeds.publish("w", story_items("w", n))
     rig.configure(["w"], backfill=n)

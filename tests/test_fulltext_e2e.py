@@ -29,21 +29,28 @@ rules:
 FEED = {"Content-Type": "application/rss+xml"}
 
 
-def _config(tmp_path: Path, feeds: dict[str, str], receiver, *, fulltext: str = "auto",
-            extra: str = "") -> Path:
+def _config(
+    tmp_path: Path, feeds: dict[str, str], receiver, *, fulltext: str = "auto", extra: str = ""
+) -> Path:
     # The shared helper turns full text off; these tests set it explicitly.
     settings = f"fulltext: {fulltext}" + (f", {extra}" if extra else "")
     text = feeds_yaml(feeds).replace("fulltext: never}", f"{settings}}}")
     assert settings in text
     return write_config(
-        tmp_path / "config", feeds=text,
+        tmp_path / "config",
+        feeds=text,
         destinations=f"hook:\n  url: json://127.0.0.1:{receiver.port}/alerts\n",
-        watchlists={"north-korea-kursk": NK_WATCHLIST.format(notify="[hook]"),
-                    "flanders": FLANDERS_WATCHLIST})
+        watchlists={
+            "north-korea-kursk": NK_WATCHLIST.format(notify="[hook]"),
+            "flanders": FLANDERS_WATCHLIST,
+        },
+    )
 
 
 def _messages(receiver) -> list[str]:
-    return [f"{r['body'].get('title', '')}\n{r['body'].get('message', '')}" for r in receiver.received]
+    return [
+        f"{r['body'].get('title', '')}\n{r['body'].get('message', '')}" for r in receiver.received
+    ]
 
 
 def _teaser(text: str, link: str) -> dict[str, str]:
@@ -52,8 +59,9 @@ def _teaser(text: str, link: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("name", ["own", "seed"])
-def test_teaser_only_feed_alerts_once_from_the_article(name, tmp_path, http_server, receiver,
-                                                       redis_client, redis_url):
+def test_teaser_only_feed_alerts_once_from_the_article(
+    name, tmp_path, http_server, receiver, redis_client, redis_url
+):
     text = article_text(name)
     http_server.routes["/world/2024/12/27/nk-soldier"] = Route(article_page(text), headers=HTML)
     link = f"{http_server.base}/world/2024/12/27/nk-soldier?utm_source=rss"
@@ -77,24 +85,31 @@ def test_teaser_only_feed_alerts_once_from_the_article(name, tmp_path, http_serv
     assert http_server.hits["/world/2024/12/27/nk-soldier"] == 1, "seen items are not fetched"
 
 
-def test_fulltext_never_matches_on_feed_text_only(tmp_path, http_server, receiver, redis_client,
-                                                  redis_url):
+def test_fulltext_never_matches_on_feed_text_only(
+    tmp_path, http_server, receiver, redis_client, redis_url
+):
     text = article_text("own")
     http_server.routes["/nk"] = Route(article_page(text), headers=HTML)
-    http_server.routes["/feed.xml"] = Route(rss([_teaser(text, f"{http_server.base}/nk")]), headers=FEED)
-    config = _config(tmp_path, {"world": f"{http_server.base}/feed.xml"}, receiver,
-                     fulltext="never")
+    http_server.routes["/feed.xml"] = Route(
+        rss([_teaser(text, f"{http_server.base}/nk")]), headers=FEED
+    )
+    config = _config(
+        tmp_path, {"world": f"{http_server.base}/feed.xml"}, receiver, fulltext="never"
+    )
     result = newsalert(config, redis_url, "run", "--once", "--wait", "20")
     assert result.returncode == 0, result.stderr
     assert receiver.received == [] and "/nk" not in http_server.hits
 
 
-def test_robots_disallow_means_no_fetch_and_feed_text_matching(tmp_path, http_server, receiver,
-                                                               redis_client, redis_url):
+def test_robots_disallow_means_no_fetch_and_feed_text_matching(
+    tmp_path, http_server, receiver, redis_client, redis_url
+):
     http_server.routes["/robots.txt"] = Route(b"User-agent: *\nDisallow: /private/\n")
     http_server.routes["/private/nk"] = Route(article_page(article_text("own")), headers=HTML)
-    item = {"title": "North Korean soldier captured in Kursk region",
-            "link": f"{http_server.base}/private/nk"}
+    item = {
+        "title": "North Korean soldier captured in Kursk region",
+        "link": f"{http_server.base}/private/nk",
+    }
     http_server.routes["/feed.xml"] = Route(rss([item]), headers=FEED)
     config = _config(tmp_path, {"world": f"{http_server.base}/feed.xml"}, receiver)
     result = newsalert(config, redis_url, "run", "--once", "--wait", "30")
@@ -105,14 +120,17 @@ def test_robots_disallow_means_no_fetch_and_feed_text_matching(tmp_path, http_se
     assert len(messages) == 1 and "- title:" in messages[0] and "- article:" not in messages[0]
 
 
-def test_a_hanging_article_server_does_not_hold_the_alert(tmp_path, http_server, receiver,
-                                                          hanging_server: HangingServer,
-                                                          redis_client, redis_url):
-    item = {"title": "North Korean soldier captured in Kursk region",
-            "link": f"{hanging_server.base}/hang/nk-soldier"}
+def test_a_hanging_article_server_does_not_hold_the_alert(
+    tmp_path, http_server, receiver, hanging_server: HangingServer, redis_client, redis_url
+):
+    item = {
+        "title": "North Korean soldier captured in Kursk region",
+        "link": f"{hanging_server.base}/hang/nk-soldier",
+    }
     http_server.routes["/feed.xml"] = Route(rss([item]), headers=FEED)
-    config = _config(tmp_path, {"world": f"{http_server.base}/feed.xml"}, receiver,
-                     extra="fulltext_deadline: 1s")
+    config = _config(
+        tmp_path, {"world": f"{http_server.base}/feed.xml"}, receiver, extra="fulltext_deadline: 1s"
+    )
     started = time.monotonic()
     result = newsalert(config, redis_url, "run", "--once", "--wait", "30")
     elapsed = time.monotonic() - started
@@ -125,26 +143,36 @@ def test_a_hanging_article_server_does_not_hold_the_alert(tmp_path, http_server,
     assert len(late) == 1 and "feed world:" in late[0], result.stderr
 
 
-def test_two_feeds_with_the_same_story_fetch_it_once(tmp_path, http_server, receiver,
-                                                     redis_client, redis_url):
+def test_two_feeds_with_the_same_story_fetch_it_once(
+    tmp_path, http_server, receiver, redis_client, redis_url
+):
     text = article_text("own")
     http_server.routes["/world/nk"] = Route(article_page(text), headers=HTML)
     a = _teaser(text, f"{http_server.base}/world/nk?utm_source=a#top")
     b = dict(_teaser(text, f"{http_server.base}/world/nk?utm_medium=b"), guid="wire-b-123")
     http_server.routes["/a.xml"] = Route(rss([a]), headers=FEED)
     http_server.routes["/b.xml"] = Route(rss([b]), headers=FEED)
-    config = _config(tmp_path, {"wire-a": f"{http_server.base}/a.xml",
-                                "wire-b": f"{http_server.base}/b.xml"}, receiver)
+    config = _config(
+        tmp_path,
+        {"wire-a": f"{http_server.base}/a.xml", "wire-b": f"{http_server.base}/b.xml"},
+        receiver,
+    )
     result = newsalert(config, redis_url, "run", "--once", "--wait", "30")
     assert result.returncode == 0, result.stderr
     assert http_server.hits["/world/nk"] == 1
     assert len(receiver.received) == 1, _messages(receiver)
 
 
-def test_a_refusing_host_is_backed_off_and_shown_once_in_stats(tmp_path, http_server, receiver,
-                                                               redis_client, redis_url):
-    items = [{"title": f"North Korean soldier captured in Kursk region, day {n}",
-              "link": f"{http_server.base}/paywalled/{n}"} for n in range(3)]
+def test_a_refusing_host_is_backed_off_and_shown_once_in_stats(
+    tmp_path, http_server, receiver, redis_client, redis_url
+):
+    items = [
+        {
+            "title": f"North Korean soldier captured in Kursk region, day {n}",
+            "link": f"{http_server.base}/paywalled/{n}",
+        }
+        for n in range(3)
+    ]
     for n in range(3):
         http_server.routes[f"/paywalled/{n}"] = Route(b"Forbidden", status=403)
     http_server.routes["/feed.xml"] = Route(rss(items), headers=FEED)

@@ -135,8 +135,10 @@ def test_snippet_is_cut_at_words_around_the_match() -> None:
 
 def test_identical_snippets_from_two_fields_show_once() -> None:
     text = "A North Korean soldier was captured in Kursk."
-    alert = replace(make_alert(title="Story", summary=text, content=text),
-                    highlights=(hl("summary", "Kursk", text, 0), hl("content", "Kursk", text, 0)))
+    alert = replace(
+        make_alert(title="Story", summary=text, content=text),
+        highlights=(hl("summary", "Kursk", text, 0), hl("content", "Kursk", text, 0)),
+    )
     _, body = render(alert, "text")
     assert body.count("captured in Kursk") == 1
 
@@ -237,15 +239,15 @@ def test_template_values_are_escaped(fmt: str, expected: str) -> None:
 @pytest.mark.parametrize(
     ("template", "message"),
     [
-    ("{nope}", "unknown template field {nope}"),
-    ("{title.__class__}", "unknown template field"),
-    ("{0}", "unknown template field"),
-    ("{}", "unknown template field"),
-    ("{title!r}", "conversions are not allowed"),
-    ("{title:{rule}}", "nested"),
-    ("{title", "syntax"),
+        ("{nope}", "unknown template field {nope}"),
+        ("{title.__class__}", "unknown template field"),
+        ("{0}", "unknown template field"),
+        ("{}", "unknown template field"),
+        ("{title!r}", "conversions are not allowed"),
+        ("{title:{rule}}", "nested"),
+        ("{title", "syntax"),
         ("oops }", "syntax"),
-    ("{title:d}", "template error"),
+        ("{title:d}", "template error"),
         ("  ", "empty"),
     ],
 )

@@ -35,12 +35,14 @@ feeds:
 
 
 def opml(outlines: str) -> bytes:
-    return (f'<?xml version="1.0"?><opml version="2.0"><head><title>x</title></head>'
-            f"<body>{outlines}</body></opml>").encode()
+    return (
+        f'<?xml version="1.0"?><opml version="2.0"><head><title>x</title></head>'
+        f"<body>{outlines}</body></opml>"
+    ).encode()
 
 
 def outline(title: str, url: str) -> str:
-    return f"<outline type=\"rss\" text={quoteattr(title)} xmlUrl={quoteattr(url)}/>"
+    return f'<outline type="rss" text={quoteattr(title)} xmlUrl={quoteattr(url)}/>'
 
 
 def config_dir(tmp_path: Path, feeds: str = FEEDS_YAML) -> Path:
@@ -51,9 +53,15 @@ def config_dir(tmp_path: Path, feeds: str = FEEDS_YAML) -> Path:
     return root
 
 
-@pytest.mark.parametrize(("title", "slug"), [
-    ("BBC News - World", "bbc-news-world"), ("Zelenskýj's Blog!", "zelenskyj-s-blog"),
-    ("  ", ""), ("x" * 80, "x" * 48)])
+@pytest.mark.parametrize(
+    ("title", "slug"),
+    [
+        ("BBC News - World", "bbc-news-world"),
+        ("Zelenskýj's Blog!", "zelenskyj-s-blog"),
+        ("  ", ""),
+        ("x" * 80, "x" * 48),
+    ],
+)
 def test_slugify(title, slug):
     assert slugify(title) == slug
 
@@ -68,19 +76,21 @@ def test_import_keeps_comments_and_order_and_skips_known_feeds(tmp_path):
         + "</outline>"
         + outline("Ars Technica", "https://feeds.arstechnica.com/arstechnica/index")  # repeat
         + outline("Bad", "ftp://example.com/feed")
-        + outline("", "https://blog.example.org/feed.xml"))
+        + outline("", "https://blog.example.org/feed.xml")
+    )
     (tmp_path / "subs.opml").write_bytes(doc)
     result = import_opml(tmp_path / "subs.opml", root)
     assert result.added == ["ars-technica", "ars-technica-2", "blog-example-org"]
     assert (result.present, result.invalid) == (2, 1)
     text = (root / "feeds.yaml").read_text()
     assert text.startswith(FEEDS_YAML)  # every comment, key and line kept as it was
-    assert text[len(FEEDS_YAML):] == (
+    assert text[len(FEEDS_YAML) :] == (
         "  - id: ars-technica\n    url: https://feeds.arstechnica.com/arstechnica/index\n"
         "    tags: [tech-news]\n"
         "  - id: ars-technica-2\n    url: https://feeds.arstechnica.com/arstechnica/science\n"
         "    tags: [tech-news]\n"
-        "  - id: blog-example-org\n    url: https://blog.example.org/feed.xml\n")
+        "  - id: blog-example-org\n    url: https://blog.example.org/feed.xml\n"
+    )
     config = load_config(root)
     assert config.feeds[0].id == "bbc-world" and len(config.feeds) == 4
     again = import_opml(tmp_path / "subs.opml", root)
@@ -95,12 +105,22 @@ def test_entity_declarations_are_refused(tmp_path):
 
 def test_cli_prints_what_it_did(tmp_path):
     root = config_dir(tmp_path)
-    (tmp_path / "subs.opml").write_bytes(opml(outline("One", "https://one.example.com/rss")
-                                              + outline("BBC", "https://feeds.bbci.co.uk/news/world/rss.xml")))
+    (tmp_path / "subs.opml").write_bytes(
+        opml(
+            outline("One", "https://one.example.com/rss")
+            + outline("BBC", "https://feeds.bbci.co.uk/news/world/rss.xml")
+        )
+    )
     env = dict(os.environ, NEWSALERT_CONFIG=str(root))
-    out = subprocess.run([sys.executable, "-m", "worker.cli", "import-opml", str(tmp_path / "subs.opml")],
-                         env=env, capture_output=True, text=True, timeout=60, check=False,
-                         cwd=Path(__file__).parent.parent)
+    out = subprocess.run(
+        [sys.executable, "-m", "worker.cli", "import-opml", str(tmp_path / "subs.opml")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=Path(__file__).parent.parent,
+    )
     assert out.returncode == 0, out.stderr
     assert "added 1 feeds, skipped 1 already present" in out.stdout
 
@@ -111,14 +131,23 @@ def test_200_imported_feeds_flood_nobody(tmp_path, redis_client):
         lines = []
         for i in range(200):
             path = f"/feed/{i}.xml"
-            body = rss([{"title": f"Feed {i} story {j}", "link": f"https://n{i}.example.com/{j}"}
-                        for j in range(15)], title=f"Feed {i}")
+            body = rss(
+                [
+                    {"title": f"Feed {i} story {j}", "link": f"https://n{i}.example.com/{j}"}
+                    for j in range(15)
+                ],
+                title=f"Feed {i}",
+            )
             server.answers[path] = Answer(body)
             lines.append(outline(f"Feed {i}", server.url(path)))
         (tmp_path / "subs.opml").write_bytes(opml("".join(lines)))
-        root = config_dir(tmp_path, FEEDS_YAML.replace("feeds:\n", "feeds:\n  - id: eager\n"
-                                                       f"    url: {server.url('/feed/0.xml')}x\n"
-                                                       "    backfill: 3\n"))
+        root = config_dir(
+            tmp_path,
+            FEEDS_YAML.replace(
+                "feeds:\n",
+                f"feeds:\n  - id: eager\n    url: {server.url('/feed/0.xml')}x\n    backfill: 3\n",
+            ),
+        )
         server.answers["/feed/0.xmlx"] = server.answers["/feed/0.xml"]
         result = import_opml(tmp_path / "subs.opml", root)
         assert len(result.added) == 200

@@ -34,8 +34,14 @@ def server() -> Iterator[FeedServer]:
 
 
 def config(*feeds: Feed) -> Config:
-    return Config(root="", version="test", feeds=feeds, watchlists=(), destinations={},
-                  allow_private_networks=True)
+    return Config(
+        root="",
+        version="test",
+        feeds=feeds,
+        watchlists=(),
+        destinations={},
+        allow_private_networks=True,
+    )
 
 
 def items(prefix: str, n: int, *, guid: str | None = None) -> list[dict[str, str]]:
@@ -51,8 +57,11 @@ def items(prefix: str, n: int, *, guid: str | None = None) -> list[dict[str, str
 
 def with_build_date(body: bytes, when: int) -> bytes:
     stamp = formatdate(when, usegmt=True).encode()
-    return body.replace(b"<description>test</description>",
-                        b"<description>test</description><lastBuildDate>" + stamp + b"</lastBuildDate>", 1)
+    return body.replace(
+        b"<description>test</description>",
+        b"<description>test</description><lastBuildDate>" + stamp + b"</lastBuildDate>",
+        1,
+    )
 
 
 def poll(redis_client, *feeds: Feed, workers: int = 0):
@@ -63,7 +72,9 @@ def poll(redis_client, *feeds: Feed, workers: int = 0):
 
 
 def state(redis_client, feed_id: str) -> dict[str, str]:
-    return {k.decode(): v.decode() for k, v in redis_client.hgetall(keys.feed_state(feed_id)).items()}
+    return {
+        k.decode(): v.decode() for k, v in redis_client.hgetall(keys.feed_state(feed_id)).items()
+    }
 
 
 def queued(redis_client) -> list[str]:
@@ -103,8 +114,11 @@ def test_title_edit_is_an_update_not_a_new_item(server, redis_client):
     out, p = poll(redis_client, feed)
     assert out["f"].new == 0 and p.parses == 0  # the pre-scan already knows every id
     # Through the full parse too: one new item alongside another edit.
-    later = [{"title": "Fresh", "link": "https://news.example.com/a/fresh"},
-             dict(base[1], title="Updated: a story 1"), *base[2:]]
+    later = [
+        {"title": "Fresh", "link": "https://news.example.com/a/fresh"},
+        dict(base[1], title="Updated: a story 1"),
+        *base[2:],
+    ]
     server.answers["/f.xml"] = Answer(rss(later))
     out, p = poll(redis_client, feed)
     assert out["f"].parsed and out["f"].new == 1 and len(queued(redis_client)) == 1
@@ -128,9 +142,14 @@ def test_feed_whose_guids_change_every_fetch_does_not_flood(server, redis_client
     assert state(redis_client, "f")["identity"] == "link"
     assert sum("GUIDs change" in r.getMessage() for r in caplog.records) == 1
     # A story with a link never seen before is still new.
-    server.answers["/f.xml"] = Answer(rss([{"title": "Real news", "guid": "x",
-                                            "link": "https://news.example.com/real"},
-                                           *items("a", 10, guid="run99")]))
+    server.answers["/f.xml"] = Answer(
+        rss(
+            [
+                {"title": "Real news", "guid": "x", "link": "https://news.example.com/real"},
+                *items("a", 10, guid="run99"),
+            ]
+        )
+    )
     fourth, _ = poll(redis_client, feed)
     assert fourth["f"].new == 1 and len(queued(redis_client)) == 1
 
@@ -168,14 +187,23 @@ def test_retry_after_is_respected_in_the_schedule(server, redis_client, status):
     assert st["failures"] == "1" and st["last_reason"] == "http" and st["status"] == str(status)
 
 
-@pytest.mark.parametrize(("header", "ttl", "expected"), [
-    ("max-age=600", None, 600.0), ("public, max-age=100000", None, 3600.0),
-    ("", 30, 1800.0), ("no-cache", None, 60.0)])
+@pytest.mark.parametrize(
+    ("header", "ttl", "expected"),
+    [
+        ("max-age=600", None, 600.0),
+        ("public, max-age=100000", None, 3600.0),
+        ("", 30, 1800.0),
+        ("no-cache", None, 60.0),
+    ],
+)
 def test_cache_hints_are_a_capped_lower_bound(server, redis_client, header, ttl, expected):
     body = rss(items("a", 3))
     if ttl:
-        body = body.replace(b"<description>test</description>",
-                            f"<description>test</description><ttl>{ttl}</ttl>".encode(), 1)
+        body = body.replace(
+            b"<description>test</description>",
+            f"<description>test</description><ttl>{ttl}</ttl>".encode(),
+            1,
+        )
     server.answers["/f.xml"] = Answer(body, headers={"Cache-Control": header} if header else {})
     feed = Feed("f", server.url("/f.xml"), interval=60.0)
     before = time.time()
@@ -254,8 +282,10 @@ CRASHING_POLLER = textwrap.dedent("""
 def test_crashed_pollers_lease_expires_and_another_takes_the_feed(server, redis_client, redis_url):
     server.answers["/slow.xml"] = Answer(rss(items("a", 3)), delay=20.0, delay_once=True)
     feed = Feed("slow", server.url("/slow.xml"), interval=1.0)
-    proc = subprocess.Popen([sys.executable, "-c", CRASHING_POLLER, redis_url, feed.url],
-                            cwd=Path(__file__).parent.parent)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CRASHING_POLLER, redis_url, feed.url],
+        cwd=Path(__file__).parent.parent,
+    )
     try:
         deadline = time.monotonic() + 20
         while server.count("/slow.xml") == 0 and time.monotonic() < deadline:

@@ -18,7 +18,9 @@ from worker.ratelimit import take
 ])  # fmt: skip
 def test_bucket_refills_at_the_configured_rate(redis_client, rate, steps):
     for i, (now, wait) in enumerate(steps):
-        assert take(redis_client, "dest", rate, now=1000.0 + now) == pytest.approx(wait, abs=1e-6), i
+        assert take(redis_client, "dest", rate, now=1000.0 + now) == pytest.approx(
+            wait, abs=1e-6
+        ), i
 
 
 def test_buckets_are_per_destination(redis_client):
@@ -36,7 +38,10 @@ def test_racing_clients_share_one_bucket(redis_client, redis_url, server_time):
 
     def worker(client) -> None:
         barrier.wait()
-        won = sum(take(client, "slack", (5, 3600.0), None if server_time else 42.0) == 0.0 for _ in range(25))
+        won = sum(
+            take(client, "slack", (5, 3600.0), None if server_time else 42.0) == 0.0
+            for _ in range(25)
+        )
         taken.append(won)
 
     threads = [threading.Thread(target=worker, args=(c,)) for c in clients]

@@ -10,7 +10,7 @@ from deliverkit import dead_letters, make_app, payload, run_jobs, sent, texts, u
 from test_deliver_cli import newsalert
 
 from worker import deliver as deliver_mod
-from worker import keys, metrics
+from worker import metrics
 
 
 @pytest.fixture(autouse=True)
@@ -20,12 +20,15 @@ def _cleanup():
 
 
 def _dests(receiver) -> str:
-    return (f"hook:\n  url: json://127.0.0.1:{receiver.port}/alerts\n"
-            f"other:\n  url: json://127.0.0.1:{receiver.port}/other\n  rate: 5/s\n")
+    return (
+        f"hook:\n  url: json://127.0.0.1:{receiver.port}/alerts\n"
+        f"other:\n  url: json://127.0.0.1:{receiver.port}/other\n  rate: 5/s\n"
+    )
 
 
-def test_replay_filters_by_destination_and_age_and_sends_each_once(tmp_path, receiver, redis_client,
-                                                                   redis_url):
+def test_replay_filters_by_destination_and_age_and_sends_each_once(
+    tmp_path, receiver, redis_client, redis_url
+):
     app = make_app(tmp_path, redis_url, _dests(receiver), notify="[hook, other]")
     config = app.config()
     recent, old, other = payload(1, "hook"), payload(2, "hook"), payload(3, "other")
@@ -34,13 +37,16 @@ def test_replay_filters_by_destination_and_age_and_sends_each_once(tmp_path, rec
     deliver_mod.dead_letter(redis_client, config, old, "boom", now - 3 * 3600)
     deliver_mod.dead_letter(redis_client, config, other, "boom", now - 60)
 
-    result = newsalert(app.config_dir, redis_url, "replay", "--destination", "hook", "--since", "1h")
+    result = newsalert(
+        app.config_dir, redis_url, "replay", "--destination", "hook", "--since", "1h"
+    )
     assert result.returncode == 0, result.stderr
     assert "1 dead letter(s) queued again" in result.stdout
     assert run_jobs(app) == 0
     assert len(receiver.received) == 1 and "soldier 1 captured" in texts(receiver)[0]
     assert sorted(json.loads(r)["delivery"] for r in dead_letters(redis_client)) == sorted(
-        [old["delivery"], other["delivery"]])
+        [old["delivery"], other["delivery"]]
+    )
 
     result = newsalert(app.config_dir, redis_url, "replay")
     assert "2 dead letter(s) queued again" in result.stdout
@@ -63,8 +69,9 @@ def test_replay_filters_by_destination_and_age_and_sends_each_once(tmp_path, rec
     (["--since", "yesterday"], "--since: bad duration"),
     (["--destination", "nowhere"], "unknown destination 'nowhere'"),
 ])  # fmt: skip
-def test_replay_rejects_bad_arguments_in_one_line(tmp_path, receiver, redis_client, redis_url, args,
-                                                  message):
+def test_replay_rejects_bad_arguments_in_one_line(
+    tmp_path, receiver, redis_client, redis_url, args, message
+):
     app = make_app(tmp_path, redis_url, _dests(receiver), notify="[hook]")
     result = newsalert(app.config_dir, redis_url, "replay", *args)
     assert result.returncode == 1

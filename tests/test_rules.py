@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from shared import shared_dir
+
 from worker.errors import QueryError
 from worker.model import TEXT_FIELDS
 from worker.rules import Engine, RuleSpec, html_to_text, render_explanation, validate

@@ -65,8 +65,17 @@ def test_under_100_bytes_an_item(redis_client):
 
 
 def _bodies() -> list[tuple[str, bytes]]:
-    out = [("gen", rss([{"title": f"t{i}", "link": f"https://e.example.com/{i}?utm_source=x"}
-                        for i in range(20)]))]
+    out = [
+        (
+            "gen",
+            rss(
+                [
+                    {"title": f"t{i}", "link": f"https://e.example.com/{i}?utm_source=x"}
+                    for i in range(20)
+                ]
+            ),
+        )
+    ]
     if CORPUS.is_dir():
         out += [(p.name, p.read_bytes()) for p in sorted(CORPUS.iterdir()) if p.is_file()]
     return out
@@ -81,6 +90,6 @@ def test_prescanned_ids_are_the_parsers(name, body):
     parsed = parse_feed(body, feed_id="feed")
     assert [i.hex() for i in pre[0]] == [i.id for i in parsed.items]
     by_item = {i.id: i for i in parsed.items}
-    for item_id, link_id in zip(*pre):
+    for item_id, link_id in zip(*pre, strict=False):
         if link_id is not None and by_item[item_id.hex()].link:
             assert link_id == seen.link_id("feed", by_item[item_id.hex()].link)

@@ -59,8 +59,12 @@ class Service:
         self.log = config.parent / "run.log"
         env = dict(os.environ, REDIS_URL=redis_url, PORT=str(port), NEWSALERT_CONFIG=str(config))
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "worker.cli", "run", "--workers", "1"], env=env,
-            stdout=subprocess.DEVNULL, stderr=self.log.open("w"), cwd=config.parent)
+            [sys.executable, "-m", "worker.cli", "run", "--workers", "1"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log.open("w"),
+            cwd=config.parent,
+        )
         self.port = port
         self.redis_url = redis_url
 
@@ -78,10 +82,14 @@ def service_env(tmp_path, http_server, receiver, redis_client, redis_url) -> Ite
     items = [{"title": "Markets calm after rate decision", "link": "https://n.example.com/1"}]
     http_server.routes["/feed.xml"] = Route(body=rss(items))
     feeds = feeds_yaml({"world": f"{http_server.base}/feed.xml"}, backfill=0).replace(
-        "interval: 1m", "interval: 1s")
-    config = write_config(tmp_path / "config", feeds=feeds,
-                          destinations=f"hook:\n  url: json://127.0.0.1:{receiver.port}/alerts\n",
-                          watchlists={"kursk": WATCHLIST.format(rule="kursk-rule", term="Kursk")})
+        "interval: 1m", "interval: 1s"
+    )
+    config = write_config(
+        tmp_path / "config",
+        feeds=feeds,
+        destinations=f"hook:\n  url: json://127.0.0.1:{receiver.port}/alerts\n",
+        watchlists={"kursk": WATCHLIST.format(rule="kursk-rule", term="Kursk")},
+    )
     service = Service(config, redis_url, free_port())
     env = {"config": config, "service": service, "server": http_server, "items": items}
     try:
@@ -91,7 +99,9 @@ def service_env(tmp_path, http_server, receiver, redis_client, redis_url) -> Ite
 
 
 def publish(env: dict, title: str) -> None:
-    env["items"].insert(0, {"title": title, "link": f"https://n.example.com/{len(env['items']) + 1}"})
+    env["items"].insert(
+        0, {"title": title, "link": f"https://n.example.com/{len(env['items']) + 1}"}
+    )
     env["server"].routes["/feed.xml"] = Route(body=rss(env["items"]))
 
 
@@ -112,8 +122,13 @@ def test_metrics_health_and_graceful_stop(service_env, receiver):
     assert "newsalert_alert_latency_seconds_count 1.0" in body
     assert json.loads(get(base + "/healthz")[1]) == {"ok": True, "reason": "ok"}
     env = dict(os.environ, REDIS_URL=service.redis_url, NEWSALERT_CONFIG=str(service_env["config"]))
-    stats = subprocess.run([sys.executable, "-m", "worker.cli", "stats", "--json"], env=env,
-                           capture_output=True, text=True, timeout=60)
+    stats = subprocess.run(
+        [sys.executable, "-m", "worker.cli", "stats", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert stats.returncode == 0, stats.stderr
     figures = json.loads(stats.stdout)
     assert figures["rules_24h"] == [{"watchlist": "kursk", "rule": "kursk-rule", "matches": 1}]
@@ -135,8 +150,9 @@ def test_reload_keeps_last_good_config_and_applies_valid_edits(service_env, rece
     # An invalid edit is rejected with file:line and the old rules stay live.
     path.write_text("notify: [hook]\nrules:\n  - id: broken\n    query: '(Kursk'\n")
     wait_for(lambda: "config rejected" in service.text(), 15, "the rejection")
-    rejected = [json.loads(ln)["msg"] for ln in service.text().splitlines()
-                if "config rejected" in ln]
+    rejected = [
+        json.loads(ln)["msg"] for ln in service.text().splitlines() if "config rejected" in ln
+    ]
     assert any("kursk.yaml:4:" in msg for msg in rejected), rejected
     publish(service_env, "Shelling reported in Kursk")
     wait_for(lambda: len(receiver.received) == 1, 30, "an alert under the old rules")
@@ -158,16 +174,24 @@ def test_reload_keeps_last_good_config_and_applies_valid_edits(service_env, rece
     assert len(receiver.received) == 2
 
 
-def test_sigterm_during_a_burst_loses_and_repeats_nothing(tmp_path, http_server, receiver,
-                                                          redis_client, redis_url):
+def test_sigterm_during_a_burst_loses_and_repeats_nothing(
+    tmp_path, http_server, receiver, redis_client, redis_url
+):
     n = 300
-    items = [{"title": f"North Korean troops near Kursk, report {i}",
-              "link": f"https://n.example.com/story/{i}"} for i in range(n)]
+    items = [
+        {
+            "title": f"North Korean troops near Kursk, report {i}",
+            "link": f"https://n.example.com/story/{i}",
+        }
+        for i in range(n)
+    ]
     http_server.routes["/feed.xml"] = Route(body=rss(items))
-    config = write_config(tmp_path / "config",
-                          feeds=feeds_yaml({"world": f"{http_server.base}/feed.xml"}, backfill=n),
-                          destinations=f"hook:\n  url: json://127.0.0.1:{receiver.port}/alerts\n",
-                          watchlists={"kursk": WATCHLIST.format(rule="kursk-rule", term="Kursk")})
+    config = write_config(
+        tmp_path / "config",
+        feeds=feeds_yaml({"world": f"{http_server.base}/feed.xml"}, backfill=n),
+        destinations=f"hook:\n  url: json://127.0.0.1:{receiver.port}/alerts\n",
+        watchlists={"kursk": WATCHLIST.format(rule="kursk-rule", term="Kursk")},
+    )
     service = Service(config, redis_url, free_port())
     try:
         wait_for(lambda: len(receiver.received) >= 20, 60, "the burst to start arriving")
@@ -177,10 +201,17 @@ def test_sigterm_during_a_burst_loses_and_repeats_nothing(tmp_path, http_server,
     assert time.monotonic() - started < 30
     assert len(receiver.received) < n, "the burst ended before SIGTERM: nothing was tested"
     env = dict(os.environ, REDIS_URL=redis_url, NEWSALERT_CONFIG=str(config))
-    rest = subprocess.run([sys.executable, "-m", "worker.cli", "run", "--once", "--wait", "120"],
-                          env=env, capture_output=True, text=True, timeout=180)
+    rest = subprocess.run(
+        [sys.executable, "-m", "worker.cli", "run", "--once", "--wait", "120"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert rest.returncode == 0, rest.stderr
-    links = [json.dumps(r["body"]).split("https://n.example.com/story/")[1].split("\\")[0].split('"')[0]
-             for r in receiver.received]
+    links = [
+        json.dumps(r["body"]).split("https://n.example.com/story/")[1].split("\\")[0].split('"')[0]
+        for r in receiver.received
+    ]
     assert len(set(links)) == n, f"lost {n - len(set(links))}"
     assert len(links) == n, f"duplicated {len(links) - len(set(links))}"

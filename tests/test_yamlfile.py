@@ -41,11 +41,14 @@ def test_positions_are_zero_based_line_and_column():
     assert rule["all"].lc.item(1) == (5, 13)  # the opening quote
 
 
-@pytest.mark.parametrize("text, line", [
-    ("a: [1, 2\n", 1),
-    ("a: 1\na: 2\n", 1),
-    ("a:\n  - b\n c: d\n", 2),
-])
+@pytest.mark.parametrize(
+    "text, line",
+    [
+        ("a: [1, 2\n", 1),
+        ("a: 1\na: 2\n", 1),
+        ("a:\n  - b\n c: d\n", 2),
+    ],
+)
 def test_syntax_errors_say_where(text, line):
     with pytest.raises(YamlSyntaxError) as err:
         load(text)

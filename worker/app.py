@@ -8,6 +8,7 @@ so a bad edit never takes a running process down.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -35,8 +36,12 @@ def default_config_dir() -> str:
 class App:
     """One process's view of newsalert."""
 
-    def __init__(self, config_dir: str | os.PathLike[str] | None = None,
-                 redis_url: str | None = None, var_dir: str | os.PathLike[str] = "var") -> None:
+    def __init__(
+        self,
+        config_dir: str | os.PathLike[str] | None = None,
+        redis_url: str | None = None,
+        var_dir: str | os.PathLike[str] = "var",
+    ) -> None:
         self.config_dir = Path(config_dir or default_config_dir())
         self.redis_url = redis_url if redis_url is not None else os.environ.get("REDIS_URL")
         self.var_dir = Path(os.environ.get("NEWSALERT_VAR", var_dir))
@@ -85,10 +90,8 @@ class App:
         return self.reload()
 
     def _count_reload_error(self) -> None:
-        try:
+        with contextlib.suppress(redis.RedisError, NewsAlertError):  # the log line says it
             incr(self.redis, "config_reload_errors")
-        except (redis.RedisError, NewsAlertError):
-            pass  # the log line above already says it
 
     def engine(self) -> Engine:
         """Return the rule engine compiled for the live config (compiled once per version)."""

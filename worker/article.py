@@ -61,11 +61,10 @@ from worker.errors import FeedError
 from worker.fetch import Fetcher, FetchHTTPError
 from worker.identity import canonical_url
 from worker.metrics import incr
-from worker.model import Alert, Item
+from worker.model import Item
 from worker.robots import Robots, origin_of
 
-__all__ = ["Articles", "backed_off_hosts", "extract_text", "looks_paywalled",
-           "wants_article"]
+__all__ = ["Articles", "backed_off_hosts", "extract_text", "looks_paywalled", "wants_article"]
 
 log = logging.getLogger("newsalert.article")
 
@@ -78,8 +77,10 @@ _HTML_TYPES = ("text/html", "application/xhtml+xml", "text/plain")
 # Teasers for other stories at the end of an article page, which survive
 # extraction when they are plain paragraphs rather than links. Narrow on
 # purpose: a last paragraph that starts "Next week…" is story.
-_TRAILER = re.compile(r"^(?:PREV|NEXT)\b|^(?i:previous|next) (?i:article|story|post)\b"
-                      r"|^(?i:read more|related(?: stories)?|see also)\s*[:›»]")
+_TRAILER = re.compile(
+    r"^(?:PREV|NEXT)\b|^(?i:previous|next) (?i:article|story|post)\b"
+    r"|^(?i:read more|related(?: stories)?|see also)\s*[:›»]"
+)
 _PAYWALL = re.compile(
     rb'"isAccessibleForFree"\s*:\s*"?false|class="[^"]*\b(?:paywall|subscriber-only|'
     rb"premium-content|meteredContent)\b|subscribe (?:now )?to (?:continue|read)",
@@ -113,15 +114,21 @@ def extract_text(html: bytes, url: str) -> str:
     import trafilatura  # only pollers with full-text feeds pay its import time
 
     text = trafilatura.extract(
-        html, url=url, include_comments=False, include_tables=False, include_images=False,
-        include_links=False, include_formatting=False, favor_precision=True,
+        html,
+        url=url,
+        include_comments=False,
+        include_tables=False,
+        include_images=False,
+        include_links=False,
+        include_formatting=False,
+        favor_precision=True,
     )
     return _trim(text or "")[:MAX_ARTICLE_CHARS]
 
 
 def looks_paywalled(html: bytes, text: str) -> bool:
     """Return whether a page seems to hide its story behind a paywall."""
-    return len(_WORDS.findall(text)) < PAYWALL_MAX_WORDS and bool(_PAYWALL.search(html[:1 << 20]))
+    return len(_WORDS.findall(text)) < PAYWALL_MAX_WORDS and bool(_PAYWALL.search(html[: 1 << 20]))
 
 
 def _pool() -> ThreadPoolExecutor:
@@ -134,8 +141,9 @@ def _pool() -> ThreadPoolExecutor:
 class Articles:
     """Add article text to new items, sharing cache, robots and back-off state through Redis."""
 
-    def __init__(self, client: redis.Redis, config: Config, *,
-                 executor: Executor | None = None) -> None:
+    def __init__(
+        self, client: redis.Redis, config: Config, *, executor: Executor | None = None
+    ) -> None:
         self.redis = client
         self.config = config
         self.robots = Robots(client)
@@ -144,12 +152,15 @@ class Articles:
     async def add(self, fetcher: Fetcher, items: Sequence[Item]) -> list[Item]:
         """Return ``items`` with ``article`` filled where wanted and ready within the deadline."""
         out = list(items)
-        wanted = [(i, feed) for i, it in enumerate(items)
-                  if (feed := self.config.feed(it.feed)) is not None and wants_article(feed, it)]
+        wanted = [
+            (i, feed)
+            for i, it in enumerate(items)
+            if (feed := self.config.feed(it.feed)) is not None and wants_article(feed, it)
+        ]
         if not wanted:
             return out
         texts = await asyncio.gather(*(self._timed(fetcher, feed, items[i]) for i, feed in wanted))
-        for (i, _), text in zip(wanted, texts):
+        for (i, _), text in zip(wanted, texts, strict=False):
             if text:
                 out[i] = replace(items[i], article=text)
         return out
@@ -163,22 +174,38 @@ class Articles:
             async with asyncio.timeout(feed.fulltext_deadline):
                 text = await self._article(fetcher, feed, canonical, state)
         except TimeoutError:
-            log.warning("feed %s: no article text within %.1fs for %s; matching on feed text",
-                        feed.id, feed.fulltext_deadline, canonical, extra={"feed": feed.id})
+            log.warning(
+                "feed %s: no article text within %.1fs for %s; matching on feed text",
+                feed.id,
+                feed.fulltext_deadline,
+                canonical,
+                extra={"feed": feed.id},
+            )
             incr(self.redis, "articles", feed.id, "deadline")
             if state.get("fetching"):  # our own queueing is not the host's fault
                 self._failed(origin_of(canonical), "no answer within the deadline")
             return ""
         except Exception:  # a bug here must not cost the item its match on feed text
-            log.exception("feed %s: article %s failed; matching on feed text", feed.id, canonical,
-                          extra={"feed": feed.id})
+            log.exception(
+                "feed %s: article %s failed; matching on feed text",
+                feed.id,
+                canonical,
+                extra={"feed": feed.id},
+            )
             return ""
-        log.debug("feed %s: article %s: %d chars in %.2fs", feed.id, canonical, len(text),
-                  time.monotonic() - started, extra={"feed": feed.id})
+        log.debug(
+            "feed %s: article %s: %d chars in %.2fs",
+            feed.id,
+            canonical,
+            len(text),
+            time.monotonic() - started,
+            extra={"feed": feed.id},
+        )
         return text
 
-    async def _article(self, fetcher: Fetcher, feed: Feed, canonical: str,
-                       state: dict[str, bool]) -> str:
+    async def _article(
+        self, fetcher: Fetcher, feed: Feed, canonical: str, state: dict[str, bool]
+    ) -> str:
         """Return the cached text, or fetch it under the URL's marker, or wait for whoever has it."""
         lock, token = keys.article_lock(canonical), secrets.token_hex(8)
         delay = 0.05
@@ -195,8 +222,11 @@ class Articles:
                 state["fetching"] = True
                 try:
                     text, outcome = await self._fetch(fetcher, canonical)
-                    self.redis.set(keys.article(canonical), text,
-                                   ex=keys.ARTICLE_TTL if text else keys.ARTICLE_MISS_TTL)
+                    self.redis.set(
+                        keys.article(canonical),
+                        text,
+                        ex=keys.ARTICLE_TTL if text else keys.ARTICLE_MISS_TTL,
+                    )
                     incr(self.redis, "articles", feed.id, outcome)
                     return text
                 finally:
@@ -220,8 +250,11 @@ class Articles:
             if exc.status in _REFUSING:
                 self._back_off(origin, f"refused: HTTP {exc.status}", keys.HOST_REFUSED_TTL)
             elif exc.status == 429:
-                self._back_off(origin, "HTTP 429 Too Many Requests",
-                               int(exc.retry_after or keys.HOST_FAILING_TTL))
+                self._back_off(
+                    origin,
+                    "HTTP 429 Too Many Requests",
+                    int(exc.retry_after or keys.HOST_FAILING_TTL),
+                )
             elif exc.status not in _MISSING:
                 self._failed(origin, str(exc))
             return "", f"http_{exc.status}"
@@ -232,7 +265,9 @@ class Articles:
         if ctype and ctype not in _HTML_TYPES:
             return "", "not_html"
         loop = asyncio.get_running_loop()
-        text = await loop.run_in_executor(self._executor or _pool(), extract_text, res.body, res.url)
+        text = await loop.run_in_executor(
+            self._executor or _pool(), extract_text, res.body, res.url
+        )
         if looks_paywalled(res.body, text):
             self._back_off(origin, "pages look paywalled", keys.HOST_REFUSED_TTL)
             return "", "paywall"
@@ -247,8 +282,9 @@ class Articles:
             pipe.incr(key)
             count = int(pipe.execute()[1])
         if count >= FAILURES_BEFORE_BACKOFF:
-            self._back_off(origin, f"keeps failing ({count} in a row): {reason[:200]}",
-                           keys.HOST_FAILING_TTL)
+            self._back_off(
+                origin, f"keeps failing ({count} in a row): {reason[:200]}", keys.HOST_FAILING_TTL
+            )
 
     def _back_off(self, origin: str, reason: str, seconds: int) -> None:
         """Leave ``origin`` alone for ``seconds``; log it once across all pollers."""
@@ -257,8 +293,13 @@ class Articles:
             return
         self.redis.zadd(keys.HOSTS_BACKED_OFF, {origin: time.time() + seconds})
         self.redis.delete(keys.host_failures(origin))
-        log.warning("article host %s backed off for %ds: %s; its feeds fall back to feed text",
-                    origin, seconds, reason, extra={"host": origin})
+        log.warning(
+            "article host %s backed off for %ds: %s; its feeds fall back to feed text",
+            origin,
+            seconds,
+            reason,
+            extra={"host": origin},
+        )
 
 
 def backed_off_hosts(client: redis.Redis) -> list[dict[str, Any]]:
@@ -267,11 +308,13 @@ def backed_off_hosts(client: redis.Redis) -> list[dict[str, Any]]:
     client.zremrangebyscore(keys.HOSTS_BACKED_OFF, "-inf", now)
     rows = []
     entries: list[tuple[bytes, float]] = client.zrange(  # type: ignore[assignment]
-        keys.HOSTS_BACKED_OFF, 0, -1, withscores=True)
+        keys.HOSTS_BACKED_OFF, 0, -1, withscores=True
+    )
     for raw, until in entries:
         origin = raw.decode()
         reason = client.get(keys.host_backoff(origin))
         if reason is not None:
-            rows.append({"host": origin, "reason": reason.decode(errors="replace"),
-                         "until": float(until)})
+            rows.append(
+                {"host": origin, "reason": reason.decode(errors="replace"), "until": float(until)}
+            )
     return rows

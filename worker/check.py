@@ -32,7 +32,9 @@ def _terms(engine: Engine, texts: dict[str, str], watchlist: str) -> tuple[list[
     return list(hit), [m for m in miss if m not in hit]
 
 
-def example_problems(config: Config, engine: Engine | None = None) -> list[tuple[str, int, int, str]]:
+def example_problems(
+    config: Config, engine: Engine | None = None
+) -> list[tuple[str, int, int, str]]:
     """Return a ``(path, line, col, message)`` for every example that misbehaves."""
     engine = engine or Engine(config.rule_specs())
     problems = []
@@ -46,11 +48,15 @@ def example_problems(config: Config, engine: Engine | None = None) -> list[tuple
                 continue
             hit, miss = _terms(engine, texts, wl.id)
             if expected:
-                msg = (f"example should match but no rule fired: {text!r} "
-                       f"(matched: {', '.join(hit) or 'nothing'}; "
-                       f"not matched: {', '.join(miss) or 'nothing'})")
+                msg = (
+                    f"example should match but no rule fired: {text!r} "
+                    f"(matched: {', '.join(hit) or 'nothing'}; "
+                    f"not matched: {', '.join(miss) or 'nothing'})"
+                )
             else:
-                msg = (f"example should not match but rule {', '.join(fired)} fired: {text!r} "
-                       f"(matched: {', '.join(hit) or 'nothing'})")
+                msg = (
+                    f"example should not match but rule {', '.join(fired)} fired: {text!r} "
+                    f"(matched: {', '.join(hit) or 'nothing'})"
+                )
             problems.append((wl.path, line or 1, 1, msg))
     return problems

@@ -31,8 +31,12 @@ RET_PENDING = 5
 
 log = logging.getLogger("newsalert")
 METRICS_PORT = click.option(
-    "--metrics-port", type=int, default=None, envvar="PORT",
-    help="Serve /metrics and /healthz on this port (default: $PORT, else none).")
+    "--metrics-port",
+    type=int,
+    default=None,
+    envvar="PORT",
+    help="Serve /metrics and /healthz on this port (default: $PORT, else none).",
+)
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
@@ -64,8 +68,15 @@ def handled(fn: F) -> F:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_dir", default=default_config_dir, show_default="./config",
-              envvar="NEWSALERT_CONFIG", type=click.Path(file_okay=False), help="Config directory.")
+@click.option(
+    "--config",
+    "config_dir",
+    default=default_config_dir,
+    show_default="./config",
+    envvar="NEWSALERT_CONFIG",
+    type=click.Path(file_okay=False),
+    help="Config directory.",
+)
 @click.option("--log-level", default="INFO", envvar="NEWSALERT_LOG_LEVEL", show_default=True)
 @click.pass_context
 def cli(ctx: click.Context, config_dir: str, log_level: str) -> None:
@@ -85,12 +96,16 @@ def _app(ctx: click.Context) -> App:
 
 @cli.command()
 @click.option("--once", is_flag=True, help="Poll every feed once, deliver, then exit.")
-@click.option("--wait", default=60.0, show_default=True, help="With --once: seconds to wait for deliveries.")
+@click.option(
+    "--wait", default=60.0, show_default=True, help="With --once: seconds to wait for deliveries."
+)
 @click.option("--workers", default=2, show_default=True, help="Worker processes to run.")
 @METRICS_PORT
 @click.pass_context
 @handled
-def run(ctx: click.Context, once: bool, wait: float, workers: int, metrics_port: int | None) -> None:
+def run(
+    ctx: click.Context, once: bool, wait: float, workers: int, metrics_port: int | None
+) -> None:
     """Run everything: poller and workers (the dyno)."""
     from worker.runner import run_once
     from worker.supervisor import supervise
@@ -123,11 +138,18 @@ def poll(ctx: click.Context, once: bool, metrics_port: int | None) -> None:
 @cli.command()
 @click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
 @click.option("--queues", default=",".join(keys.QUEUES), show_default=True)
-@click.option("--workers", default=1, show_default=True, help="Worker processes (more than 1: supervised children).")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    help="Worker processes (more than 1: supervised children).",
+)
 @METRICS_PORT
 @click.pass_context
 @handled
-def work(ctx: click.Context, burst: bool, queues: str, workers: int, metrics_port: int | None) -> None:
+def work(
+    ctx: click.Context, burst: bool, queues: str, workers: int, metrics_port: int | None
+) -> None:
     """Run RQ workers alone (scale out with more of these)."""
     from worker.runner import serve_metrics, work_forever
     from worker.supervisor import supervise
@@ -154,8 +176,10 @@ def check(ctx: click.Context) -> None:
     if problems:
         raise ConfigError(problems)
     rules = sum(len(w.rules) for w in config.watchlists)
-    click.echo(f"ok: {len(config.feeds)} feeds, {len(config.watchlists)} watchlists, {rules} rules, "
-               f"{len(config.destinations)} destinations (config {config.version})")
+    click.echo(
+        f"ok: {len(config.feeds)} feeds, {len(config.watchlists)} watchlists, {rules} rules, "
+        f"{len(config.destinations)} destinations (config {config.version})"
+    )
 
 
 def _load_items(app: App, source: str) -> list[Item]:
@@ -169,8 +193,11 @@ def _load_items(app: App, source: str) -> list[Item]:
     from worker.fetch import FetchLimits, fetch_once
 
     config = app.config()
-    res = fetch_once(source, limits=FetchLimits(**config.fetch),  # type: ignore[arg-type]
-                     allow_private=config.allow_private_networks)
+    res = fetch_once(
+        source,
+        limits=FetchLimits(**config.fetch),  # type: ignore[arg-type]
+        allow_private=config.allow_private_networks,
+    )
     feed = next((f.id for f in app.config().feeds if f.url == source), source)
     return parse_feed(res.body, feed_id=feed, url=res.url, headers=res.headers).items
 
@@ -210,13 +237,27 @@ def try_(ctx: click.Context, sources: tuple[str, ...], as_json: bool) -> None:
     for item, match in _hits(app, sources):
         count += 1
         if as_json:
-            out.write(json.dumps({
-                "watchlist": match.watchlist, "rule": match.rule,
-                "item": {"id": item.id, "title": item.title, "link": item.link, "feed": item.feed},
-                "highlights": [h.to_dict() for h in match.highlights],
-            }, ensure_ascii=False) + "\n")
+            out.write(
+                json.dumps(
+                    {
+                        "watchlist": match.watchlist,
+                        "rule": match.rule,
+                        "item": {
+                            "id": item.id,
+                            "title": item.title,
+                            "link": item.link,
+                            "feed": item.feed,
+                        },
+                        "highlights": [h.to_dict() for h in match.highlights],
+                    },
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
             continue
-        out.write(f"● {match.watchlist} / {match.rule}: {item.title}\n  {item.link}  ({item.feed})\n")
+        out.write(
+            f"● {match.watchlist} / {match.rule}: {item.title}\n  {item.link}  ({item.feed})\n"
+        )
         alert = Alert(match.watchlist, match.watchlist, match.rule, item, match.highlights)
         for field, text in snippets(alert, "text"):
             out.write(f"    {field}: {text}\n")
@@ -264,8 +305,8 @@ def stats(ctx: click.Context, as_json: bool) -> None:
 @handled
 def replay(ctx: click.Context, destination: str | None, since: str | None) -> None:
     """Re-send failed deliveries from the dead-letter list (each still at most once)."""
-    from worker.yamlcheck import parse_duration
     from worker.replay import replay_dead_letters
+    from worker.yamlcheck import parse_duration
 
     app = _app(ctx)
     if destination is not None and destination not in app.config().destinations:
@@ -275,7 +316,9 @@ def replay(ctx: click.Context, destination: str | None, since: str | None) -> No
     except ValueError as exc:
         raise NewsAlertError(f"--since: {exc}") from None
     n = replay_dead_letters(app, destination, window)
-    click.echo(f"{n} dead letter(s) queued again; a running worker (or `newsalert work --burst`) sends them")
+    click.echo(
+        f"{n} dead letter(s) queued again; a running worker (or `newsalert work --burst`) sends them"
+    )
 
 
 @cli.command("import-opml")
@@ -288,9 +331,11 @@ def import_opml(ctx: click.Context, file: str) -> None:
 
     app: App = ctx.obj
     result = run_import(file, app.config_dir)
-    click.echo(f"added {len(result.added)} feeds, skipped {result.present} already present"
-               + (f" and {result.invalid} without an http(s) URL" if result.invalid else "")
-               + f" ({Path(app.config_dir) / 'feeds.yaml'})")
+    click.echo(
+        f"added {len(result.added)} feeds, skipped {result.present} already present"
+        + (f" and {result.invalid} without an http(s) URL" if result.invalid else "")
+        + f" ({Path(app.config_dir) / 'feeds.yaml'})"
+    )
 
 
 @cli.command("test-destination")
@@ -309,8 +354,12 @@ def test_destination(ctx: click.Context, name: str) -> None:
     # send() raises DeliveryError (exit code 1) unless the service accepted it: a 404
     # or 500 is a failure here, not "sent". It bypasses the ledger and the rate limit.
     try:
-        send(dest, "newsalert test", "This is a test message from newsalert.",
-             dest.format or default_format(dest.url))
+        send(
+            dest,
+            "newsalert test",
+            "This is a test message from newsalert.",
+            dest.format or default_format(dest.url),
+        )
     except DeliveryError as exc:
         raise DeliveryError(f"{exc} (url {redact_url(dest.url)})") from None
     click.echo(f"ok: {name} ({redact_url(dest.url)}) accepted the test message")

@@ -156,9 +156,13 @@ def _deadline(value: Any) -> float:
 
 #: feeds.yaml ``fetch:`` settings and how to read each (the defaults live in FetchLimits).
 _FETCH_SETTINGS = {
-    "connect_timeout": parse_duration, "read_timeout": parse_duration,
-    "total_timeout": parse_duration, "max_bytes": parse_size, "max_redirects": positive_int,
-    "concurrency": positive_int, "per_host": positive_int,
+    "connect_timeout": parse_duration,
+    "read_timeout": parse_duration,
+    "total_timeout": parse_duration,
+    "max_bytes": parse_size,
+    "max_redirects": positive_int,
+    "concurrency": positive_int,
+    "per_host": positive_int,
 }
 
 
@@ -181,8 +185,9 @@ def _load_feeds(ld: Checker) -> tuple[tuple[Feed, ...], bool, dict[str, float]]:
     doc = ld.load(path)
     if doc is None:
         return (), False, {}
-    top = ld.mapping(path, doc, "feeds.yaml",
-                     {"defaults", "allow_private_networks", "fetch", "feeds"}, {"feeds"})
+    top = ld.mapping(
+        path, doc, "feeds.yaml", {"defaults", "allow_private_networks", "fetch", "feeds"}, {"feeds"}
+    )
     if top is None:
         return (), False, {}
     fetch = _fetch_settings(ld, path, top)
@@ -206,7 +211,11 @@ def _load_feeds(ld: Checker) -> tuple[tuple[Feed, ...], bool, dict[str, float]]:
             continue
         fid, url = str(node.get("id", "")), str(node.get("url", ""))
         if not _ID.match(fid):
-            ld.error(path, ld.value_pos(node, "id"), f"feed id {fid!r} may hold only letters, digits, '-', '_', '.'")
+            ld.error(
+                path,
+                ld.value_pos(node, "id"),
+                f"feed id {fid!r} may hold only letters, digits, '-', '_', '.'",
+            )
         elif fid in seen:
             ld.error(path, ld.value_pos(node, "id"), f"duplicate feed id {fid!r}")
         seen.add(fid)
@@ -215,19 +224,28 @@ def _load_feeds(ld: Checker) -> tuple[tuple[Feed, ...], bool, dict[str, float]]:
         interval = ld.convert(path, node, "interval", parse_duration, d_interval)
         if interval < 1:
             ld.error(path, ld.value_pos(node, "interval"), "interval must be at least 1s")
-        feeds.append(Feed(
-            id=fid, url=url, tags=ld.strings(path, node, "tags"), interval=interval,
-            backfill=ld.convert(path, node, "backfill", positive_int, d_backfill),
-            fulltext=ld.convert(path, node, "fulltext", choice(FULLTEXT_MODES), d_fulltext),
-            fulltext_min_words=ld.convert(path, node, "fulltext_min_words", positive_int,
-                                          d_min_words),
-            fulltext_deadline=ld.convert(path, node, "fulltext_deadline", _deadline, d_deadline),
-        ))
+        feeds.append(
+            Feed(
+                id=fid,
+                url=url,
+                tags=ld.strings(path, node, "tags"),
+                interval=interval,
+                backfill=ld.convert(path, node, "backfill", positive_int, d_backfill),
+                fulltext=ld.convert(path, node, "fulltext", choice(FULLTEXT_MODES), d_fulltext),
+                fulltext_min_words=ld.convert(
+                    path, node, "fulltext_min_words", positive_int, d_min_words
+                ),
+                fulltext_deadline=ld.convert(
+                    path, node, "fulltext_deadline", _deadline, d_deadline
+                ),
+            )
+        )
     return tuple(feeds), allow_private, fetch
 
 
 def _checked(check: Any) -> Any:
     """Return a converter that keeps a string setting after ``check`` accepted it."""
+
     def convert(value: Any) -> str:
         check(str(value))
         return str(value)
@@ -243,17 +261,34 @@ def _load_destinations(ld: Checker) -> dict[str, Destination]:
     if not isinstance(doc, Map):
         ld.error(path, ld.pos(doc), "destinations.yaml must map destination names to settings")
         return {}
-    allowed = {"url", "rate", "digest_after", "quiet_hours", "digest", "format", "tag",
-               "template", "on_failure"}
+    allowed = {
+        "url",
+        "rate",
+        "digest_after",
+        "quiet_hours",
+        "digest",
+        "format",
+        "tag",
+        "template",
+        "on_failure",
+    }
     out: dict[str, Destination] = {}
     for name, node in doc.items():
         if ld.mapping(path, node, f"destination {name!r}", allowed, {"url"}) is None:
             continue
         url, secrets = ld.interpolate(path, node, "url", str(node.get("url") or ""))
-        if "://" not in url and not any(p[3].startswith("environment variable") for p in ld.problems):
-            ld.error(path, ld.value_pos(node, "url"), f"destination {name!r}: url must be an apprise URL (scheme://…)")
+        if "://" not in url and not any(
+            p[3].startswith("environment variable") for p in ld.problems
+        ):
+            ld.error(
+                path,
+                ld.value_pos(node, "url"),
+                f"destination {name!r}: url must be an apprise URL (scheme://…)",
+            )
         out[str(name)] = Destination(
-            name=str(name), url=url, secrets=tuple(secrets),
+            name=str(name),
+            url=url,
+            secrets=tuple(secrets),
             rate=ld.convert(path, node, "rate", parse_rate, None),
             digest_after=ld.convert(path, node, "digest_after", positive_int, None),
             quiet_hours=ld.convert(path, node, "quiet_hours", _checked(parse_quiet_hours), None),
@@ -266,7 +301,11 @@ def _load_destinations(ld: Checker) -> dict[str, Destination]:
     for name, node in doc.items():
         target = out.get(str(name)) and out[str(name)].on_failure
         if target and target not in out:
-            ld.error(path, ld.value_pos(node, "on_failure"), f"on_failure: unknown destination {target!r}")
+            ld.error(
+                path,
+                ld.value_pos(node, "on_failure"),
+                f"on_failure: unknown destination {target!r}",
+            )
     return out
 
 
@@ -279,23 +318,39 @@ def _aliases(ld: Checker, path: Path, node: Any) -> dict[str, tuple[str, ...]]:
     return {str(term): ld.strings(path, node, term) for term in node}
 
 
-def _load_rule(ld: Checker, path: Path, wid: str, node: Any, index: int,
-               aliases: tuple[tuple[str, tuple[str, ...]], ...]) -> RuleSpec | None:
+def _load_rule(
+    ld: Checker,
+    path: Path,
+    wid: str,
+    node: Any,
+    index: int,
+    aliases: tuple[tuple[str, tuple[str, ...]], ...],
+) -> RuleSpec | None:
     allowed = {"id", "all", "any", "none", "query", "in"}
     if ld.mapping(path, node, "rule", allowed) is None:
         return None
     fields = ld.strings(path, node, "in")
     for f in fields:
         if f not in TEXT_FIELDS:
-            ld.error(path, ld.value_pos(node, "in"), f"unknown field {f!r} in 'in' (fields: {', '.join(TEXT_FIELDS)})")
+            ld.error(
+                path,
+                ld.value_pos(node, "in"),
+                f"unknown field {f!r} in 'in' (fields: {', '.join(TEXT_FIELDS)})",
+            )
     spec = RuleSpec(
-        watchlist=wid, id=str(node.get("id") or f"rule-{index + 1}"),
+        watchlist=wid,
+        id=str(node.get("id") or f"rule-{index + 1}"),
         query=str(node["query"]) if node.get("query") is not None else None,
-        all=ld.strings(path, node, "all"), any=ld.strings(path, node, "any"),
-        none=ld.strings(path, node, "none"), fields=fields, aliases=aliases,
+        all=ld.strings(path, node, "all"),
+        any=ld.strings(path, node, "any"),
+        none=ld.strings(path, node, "none"),
+        fields=fields,
+        aliases=aliases,
     )
     if spec.query is not None and (spec.all or spec.any or spec.none):
-        ld.error(path, ld.pos(node), f"rule {spec.id!r}: use either 'query' or all/any/none, not both")
+        ld.error(
+            path, ld.pos(node), f"rule {spec.id!r}: use either 'query' or all/any/none, not both"
+        )
         return None
     if spec.query is None and not (spec.all or spec.any):
         ld.error(path, ld.pos(node), f"rule {spec.id!r}: needs 'query', 'all' or 'any'")
@@ -307,15 +362,22 @@ def _load_rule(ld: Checker, path: Path, wid: str, node: Any, index: int,
             line, col = ld.value_pos(node, "query")
             # Offsets inside a plain or quoted scalar on one line map to columns.
             quoted = 1 if node.lc.style("query") in ("'", '"') else 0
-            ld.error(path, (line, col + quoted + exc.column - 1), f"rule {spec.id!r}: {exc.message}")
+            ld.error(
+                path, (line, col + quoted + exc.column - 1), f"rule {spec.id!r}: {exc.message}"
+            )
         else:
             ld.error(path, ld.pos(node), f"rule {spec.id!r}: {exc.message}")
         return None
     return spec
 
 
-def _load_watchlist(ld: Checker, path: Path, shared_aliases: dict[str, tuple[str, ...]],
-                    destinations: Mapping[str, Destination], feed_ids: set[str]) -> Watchlist | None:
+def _load_watchlist(
+    ld: Checker,
+    path: Path,
+    shared_aliases: dict[str, tuple[str, ...]],
+    destinations: Mapping[str, Destination],
+    feed_ids: set[str],
+) -> Watchlist | None:
     doc = ld.load(path)
     if doc is None:
         return None
@@ -326,7 +388,11 @@ def _load_watchlist(ld: Checker, path: Path, shared_aliases: dict[str, tuple[str
     notify = ld.strings(path, doc, "notify")
     for dest in notify:
         if dest not in destinations:
-            ld.error(path, ld.value_pos(doc, "notify"), f"unknown destination {dest!r} (defined: {', '.join(destinations) or 'none'})")
+            ld.error(
+                path,
+                ld.value_pos(doc, "notify"),
+                f"unknown destination {dest!r} (defined: {', '.join(destinations) or 'none'})",
+            )
     scope = doc.get("feeds") or Map()
     ld.mapping(path, scope, "feeds scope", {"ids", "tags"})
     ids = ld.strings(path, scope, "ids") if isinstance(scope, Map) else ()
@@ -354,15 +420,22 @@ def _load_watchlist(ld: Checker, path: Path, shared_aliases: dict[str, tuple[str
             return ()
         texts = ld.strings(path, examples, key)
         seq = examples.get(key)
-        return tuple((t, ld.value_pos(seq, i)[0] + 1 if isinstance(seq, Seq) else 0)
-                     for i, t in enumerate(texts))
+        return tuple(
+            (t, ld.value_pos(seq, i)[0] + 1 if isinstance(seq, Seq) else 0)
+            for i, t in enumerate(texts)
+        )
 
     return Watchlist(
-        id=wid, name=str(doc.get("name") or wid), path=ld.rel(path), notify=notify,
-        rules=tuple(rules), feed_ids=ids,
+        id=wid,
+        name=str(doc.get("name") or wid),
+        path=ld.rel(path),
+        notify=notify,
+        rules=tuple(rules),
+        feed_ids=ids,
         feed_tags=ld.strings(path, scope, "tags") if isinstance(scope, Map) else (),
         urgent=ld.convert(path, doc, "urgent", boolean, False),
-        should_match=lined("should_match"), should_not_match=lined("should_not_match"),
+        should_match=lined("should_match"),
+        should_not_match=lined("should_not_match"),
     )
 
 
@@ -380,7 +453,9 @@ def load_config(root: str | os.PathLike[str], env: Mapping[str, str] | None = No
     watchlists = []
     for path in sorted((root_path / "watchlists").glob("*.yaml")):
         if not _ID.match(path.stem):
-            ld.error(path, (0, 0), f"watchlist file name {path.name!r}: use letters, digits, '-', '_'")
+            ld.error(
+                path, (0, 0), f"watchlist file name {path.name!r}: use letters, digits, '-', '_'"
+            )
             continue
         wl = _load_watchlist(ld, path, shared_aliases, destinations, feed_ids)
         if wl is not None:
@@ -388,7 +463,11 @@ def load_config(root: str | os.PathLike[str], env: Mapping[str, str] | None = No
     if ld.problems:
         raise ConfigError(ld.problems)
     return Config(
-        root=str(root_path), version=config_version(root_path), feeds=feeds,
-        watchlists=tuple(watchlists), destinations=destinations,
-        allow_private_networks=allow_private, fetch=fetch,
+        root=str(root_path),
+        version=config_version(root_path),
+        feeds=feeds,
+        watchlists=tuple(watchlists),
+        destinations=destinations,
+        allow_private_networks=allow_private,
+        fetch=fetch,
     )

@@ -45,10 +45,10 @@ import apprise
 import redis
 from apprise.decorators import notify as apprise_notify
 
-from worker.metrics import incr
 from worker import keys
 from worker.config import Config, Destination
 from worker.errors import DeliveryError
+from worker.metrics import incr
 from worker.redact import redact_text
 
 log = logging.getLogger("newsalert.deliver")
@@ -85,6 +85,7 @@ end
 return out
 """
 
+
 class InFlight(DeliveryError):
     """Raised when another worker holds the claim on a delivery (it owns the outcome)."""
 
@@ -94,7 +95,9 @@ FAILING_AFTER = 3
 
 
 @apprise_notify(on="console", name="newsalert terminal")
-def _console(body: str, title: str = "", notify_type: str = "info", *args: Any, **kwargs: Any) -> bool:
+def _console(
+    body: str, title: str = "", notify_type: str = "info", *args: Any, **kwargs: Any
+) -> bool:
     """Print a notification on standard output: the zero-configuration destination."""
     rule = "─" * 72
     sys.stdout.write(f"{rule}\n{title}\n{body}\n{rule}\n")
@@ -154,8 +157,9 @@ def mask(destination: Destination, text: str) -> str:
     return redact_text(text, [*destination.secrets, *tokens])
 
 
-def deliver_once(client: redis.Redis, delivery: str, destination: Destination,
-                 title: str, body: str, fmt: str) -> bool:
+def deliver_once(
+    client: redis.Redis, delivery: str, destination: Destination, title: str, body: str, fmt: str
+) -> bool:
     """Send unless this delivery was already sent; return whether this call sent it."""
     key = keys.ledger(delivery)
     token = "claim:" + secrets.token_hex(8)
@@ -187,9 +191,13 @@ def claim_many(client: redis.Redis, deliveries: Sequence[str]) -> tuple[str, dic
     ``busy`` (another worker holds it; try again later).
     """
     token = "claim:" + secrets.token_hex(8)
-    states = client.eval(_CLAIM_MANY, len(deliveries), *[keys.ledger(d) for d in deliveries],
-                         token, keys.CLAIM_TTL)
-    return token, {d: s.decode() if isinstance(s, bytes) else str(s) for d, s in zip(deliveries, states)}
+    states = client.eval(
+        _CLAIM_MANY, len(deliveries), *[keys.ledger(d) for d in deliveries], token, keys.CLAIM_TTL
+    )
+    return token, {
+        d: s.decode() if isinstance(s, bytes) else str(s)
+        for d, s in zip(deliveries, states, strict=False)
+    }
 
 
 def release(client: redis.Redis, deliveries: Sequence[str], token: str) -> None:
@@ -216,8 +224,13 @@ def record_ok(client: redis.Redis, name: str, now: float | None = None) -> None:
         pipe.execute()
 
 
-def record_failure(client: redis.Redis, name: str, reason: str, now: float | None = None,
-                   retry_at: float | None = None) -> int:
+def record_failure(
+    client: redis.Redis,
+    name: str,
+    reason: str,
+    now: float | None = None,
+    retry_at: float | None = None,
+) -> int:
     """Note a failed send (``reason`` already masked); return the consecutive failures."""
     key = keys.destination_health(name)
     now = now or time.time()
@@ -229,8 +242,13 @@ def record_failure(client: redis.Redis, name: str, reason: str, now: float | Non
             pipe.hset(key, "retry_at", retry_at)
         failures = int(pipe.execute()[0])
     if failures == FAILING_AFTER or (failures > FAILING_AFTER and failures % 10 == 0):
-        log.error("destination %s keeps failing: %d failures in a row, last: %s", name, failures,
-                  reason, extra={"destination": name})
+        log.error(
+            "destination %s keeps failing: %d failures in a row, last: %s",
+            name,
+            failures,
+            reason,
+            extra={"destination": name},
+        )
     return failures
 
 
@@ -254,8 +272,14 @@ def health(client: redis.Redis, name: str) -> dict[str, Any]:
 # -- dead letters ------------------------------------------------------------
 
 
-def dead_letter(client: redis.Redis, config: Config, payload: dict[str, Any], reason: str,
-                now: float | None = None, notify: bool = True) -> None:
+def dead_letter(
+    client: redis.Redis,
+    config: Config,
+    payload: dict[str, Any],
+    reason: str,
+    now: float | None = None,
+    notify: bool = True,
+) -> None:
     """Keep a delivery that failed for good, with its reason, and tell ``on_failure``."""
     failed_at = now or time.time()
     letter = {**payload, "reason": reason, "failed_at": failed_at}
@@ -264,14 +288,23 @@ def dead_letter(client: redis.Redis, config: Config, payload: dict[str, Any], re
         pipe.ltrim(keys.DEAD_LETTERS, 0, keys.DEAD_LETTERS_MAX - 1)
         incr(pipe, "deliveries", payload["destination"], "dead")
         pipe.execute()
-    log.error("%s: gave up, alert kept as a dead letter", reason,
-              extra={"destination": payload["destination"]})
+    log.error(
+        "%s: gave up, alert kept as a dead letter",
+        reason,
+        extra={"destination": payload["destination"]},
+    )
     if notify:
         notify_failure(client, config, payload, reason, failed_at)
 
 
-def notify_failure(client: redis.Redis, config: Config, payload: dict[str, Any], reason: str,
-                   failed_at: float, count: int = 1) -> None:
+def notify_failure(
+    client: redis.Redis,
+    config: Config,
+    payload: dict[str, Any],
+    reason: str,
+    failed_at: float,
+    count: int = 1,
+) -> None:
     """Send a short notice of dead letters to the destination's ``on_failure``, at most once.
 
     ``payload`` is the (first) dead letter; ``count`` how many failed with it,
@@ -285,13 +318,19 @@ def notify_failure(client: redis.Redis, config: Config, payload: dict[str, Any],
     watchlist = str((payload.get("alert") or {}).get("watchlist", "?"))
     title = f"newsalert: delivery to {source.name} failed"
     what = f"1 alert of watchlist {watchlist}" if count == 1 else f"{count} alerts"
-    body = (f"{what} could not be delivered to {source.name}; kept in the dead-letter list "
-            f"(first delivery id {payload['delivery']}).\nReason: {reason}\n"
-            f"Re-send with: newsalert replay --destination {source.name}")
+    body = (
+        f"{what} could not be delivered to {source.name}; kept in the dead-letter list "
+        f"(first delivery id {payload['delivery']}).\nReason: {reason}\n"
+        f"Re-send with: newsalert replay --destination {source.name}"
+    )
     notice = keys.notice_id(payload["delivery"], failed_at)
     try:
         deliver_once(client, notice, target, title, body, "text")
     except DeliveryError as exc:
         # Never dead-letter a notice: that could loop between two failing destinations.
-        log.error("on_failure notice to %s not sent: %s", target.name, exc,
-                  extra={"destination": target.name})
+        log.error(
+            "on_failure notice to %s not sent: %s",
+            target.name,
+            exc,
+            extra={"destination": target.name},
+        )

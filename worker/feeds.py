@@ -97,7 +97,7 @@ def _plain(value: str | None, html: bool) -> str:
     text = (value or "").strip()
     # Feeds escape HTML once per layer of CMS/aggregator; three layers seen in the wild.
     passes = 0
-    while (html and passes == 0 or _MARKUP.search(text)) and passes < 3:
+    while ((html and passes == 0) or _MARKUP.search(text)) and passes < 3:
         text = _html_to_text(text)
         passes += 1
     return text.strip()
@@ -210,7 +210,7 @@ def parse_feed(
         raise FeedError(f"feed of {len(body)} bytes, over {MAX_PARSE_BYTES}", reason="too_large")
     hdrs = {k.lower(): v for k, v in (headers or {}).items()}
     head = body.lstrip(codecs.BOM_UTF8).lstrip()[:1]
-    if head in (b"{", b"[") or "json" in hdrs.get("content-type", "").lower() and head != b"<":
+    if head in (b"{", b"[") or ("json" in hdrs.get("content-type", "").lower() and head != b"<"):
         return _parse_json_feed(body, feed_id, url)
     data, notes, utf8 = _prepare_xml(body, hdrs)
     # text/* without a charset means us-ascii to feedparser (RFC 3023): never say text/*.
@@ -253,12 +253,13 @@ def _build_items(feed_id: str, records: list[tuple[str, str, Any, str]]) -> list
         texts.append((title, summary, "\n\n".join(filter(None, parts))))
     # Untitled, undated items without GUID or link are told apart by their text.
     keys = [
-        (g, lk, t[0] or ("" if p else t[1] or t[2]), p) for (g, lk, _, p), t in zip(records, texts)
+        (g, lk, t[0] or ("" if p else t[1] or t[2]), p)
+        for (g, lk, _, p), t in zip(records, texts, strict=False)
     ]
     items: list[Item] = []
     seen: set[str] = set()
     for id_, (_, link, entry, _), (title, summary, content) in zip(
-        _choose_ids(feed_id, keys), records, texts
+        _choose_ids(feed_id, keys), records, texts, strict=False
     ):
         if id_ not in seen:
             seen.add(id_)

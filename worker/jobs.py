@@ -33,8 +33,15 @@ def _alerts(item: Item, matches: list[Match], names: dict[str, str]) -> list[Ale
     alerts = []
     for wid, ms in by_watchlist.items():
         highlights = tuple(dict.fromkeys(h for m in ms for h in m.highlights))
-        alerts.append(Alert(watchlist=wid, watchlist_name=names.get(wid, wid),
-                            rule=", ".join(m.rule for m in ms), item=item, highlights=highlights))
+        alerts.append(
+            Alert(
+                watchlist=wid,
+                watchlist_name=names.get(wid, wid),
+                rule=", ".join(m.rule for m in ms),
+                item=item,
+                highlights=highlights,
+            )
+        )
     return alerts
 
 
@@ -48,11 +55,14 @@ def match_batch(item_ids: list[str], version: str) -> dict[str, int]:
     raw = client.mget([keys.item(i) for i in item_ids])
     names = {w.id: w.name for w in config.watchlists}
     counts = {"items": 0, "matches": 0, "queued": 0, "expired": 0}
-    for item_id, body in zip(item_ids, raw):
+    for item_id, body in zip(item_ids, raw, strict=False):
         if body is None:
             counts["expired"] += 1
-            log.info("item %s is gone: matched by an earlier run of this batch, or expired",
-                     item_id, extra={"job": "match"})
+            log.info(
+                "item %s is gone: matched by an earlier run of this batch, or expired",
+                item_id,
+                extra={"job": "match"},
+            )
             continue
         item = Item.from_dict(json.loads(body))
         counts["items"] += 1
@@ -70,16 +80,25 @@ def match_batch(item_ids: list[str], version: str) -> dict[str, int]:
                 incr_hourly(client, "matches", alert.watchlist, rule)
             for dest in wl.notify if wl else ():
                 delivery = keys.delivery_id(alert.watchlist, story, dest)
-                payload = {"delivery": delivery, "destination": dest, "alert": alert.to_dict(),
-                           "urgent": bool(wl and wl.urgent)}
+                payload = {
+                    "delivery": delivery,
+                    "destination": dest,
+                    "alert": alert.to_dict(),
+                    "urgent": bool(wl and wl.urgent),
+                }
                 if enqueue_delivery(client, delivery, payload):
                     counts["queued"] += 1
-            log.info("match: watchlist %s rule %s on %r (%s)", alert.watchlist, alert.rule,
-                     item.title[:80], item.feed,
-                     extra={"watchlist": alert.watchlist, "feed": item.feed})
+            log.info(
+                "match: watchlist %s rule %s on %r (%s)",
+                alert.watchlist,
+                alert.rule,
+                item.title[:80],
+                item.feed,
+                extra={"watchlist": alert.watchlist, "feed": item.feed},
+            )
     # Matched: the bodies (article text included) are no longer needed; what an alert
     # shows travels in its delivery payload. A re-run of this job finds them gone.
-    matched = [keys.item(i) for i, body in zip(item_ids, raw) if body is not None]
+    matched = [keys.item(i) for i, body in zip(item_ids, raw, strict=False) if body is not None]
     if matched:
         client.delete(*matched)
     return counts
@@ -131,8 +150,13 @@ def deliver(payload: dict[str, Any]) -> str:
         deliver_.record_ok(client, name)
         observe_latency(client, time.time() - (alert.item.seen_at or time.time()))
     incr(client, "deliveries", name, "sent" if sent else "duplicate")
-    log.info("%s to %s: %s", "sent" if sent else "already sent", name, alert.item.title[:80],
-             extra={"destination": name, "watchlist": alert.watchlist})
+    log.info(
+        "%s to %s: %s",
+        "sent" if sent else "already sent",
+        name,
+        alert.item.title[:80],
+        extra={"destination": name, "watchlist": alert.watchlist},
+    )
     return "sent" if sent else "duplicate"
 
 

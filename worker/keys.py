@@ -95,6 +95,7 @@ def counter(name: str) -> str:
     """Hash of running counts for ``stats`` (by watchlist, rule, destination…)."""
     return f"{PREFIX}count:{name}"
 
+
 HEARTBEATS = f"{PREFIX}heartbeats"
 """Hash of ``role:name`` → time of the last heartbeat of each poller and worker."""
 

@@ -269,7 +269,7 @@ def check_template(template: str) -> None:
         parsed = list(_TEMPLATE_PARSER.parse(template))
     except ValueError as exc:
         raise ValueError(f"template syntax error: {exc} (write {{{{ and }}}} for braces)") from None
-    known = ", ".join("{%s}" % f for f in TEMPLATE_FIELDS)
+    known = ", ".join(f"{{{f}}}" for f in TEMPLATE_FIELDS)
     for _, name, spec, conversion in parsed:
         if name is None:
             continue
@@ -345,8 +345,11 @@ def excerpt_article(alert: Alert, context: int = 200) -> Alert:
     if not text:
         return alert
     windows: list[list[int]] = []
-    for start, end in sorted((h.start, h.end) for h in alert.highlights
-                             if h.field == "article" and 0 <= h.start < h.end <= len(text)):
+    for start, end in sorted(
+        (h.start, h.end)
+        for h in alert.highlights
+        if h.field == "article" and 0 <= h.start < h.end <= len(text)
+    ):
         lo, hi = max(0, start - context), min(len(text), end + context)
         if windows and lo <= windows[-1][1]:
             windows[-1][1] = max(windows[-1][1], hi)
@@ -367,5 +370,8 @@ def excerpt_article(alert: Alert, context: int = 200) -> Alert:
                 return replace(h, start=h.start + shift, end=h.end + shift)
         return h  # not in the article, or offsets that never agreed with it
 
-    return replace(alert, item=replace(alert.item, article=sep.join(parts)),
-                   highlights=tuple(move(h) for h in alert.highlights))
+    return replace(
+        alert,
+        item=replace(alert.item, article=sep.join(parts)),
+        highlights=tuple(move(h) for h in alert.highlights),
+    )

@@ -30,17 +30,28 @@ LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.
 
 #: name → (help, label names) of every counter.
 COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "fetches": ("Feed fetches by feed and outcome (ok, not_modified or the failure reason).",
-                ("feed", "outcome")),
-    "items": ("Items read by the poller, by feed and state (new, seen, or first_poll: there "
-              "before the feed's first poll).", ("feed", "state")),
+    "fetches": (
+        "Feed fetches by feed and outcome (ok, not_modified or the failure reason).",
+        ("feed", "outcome"),
+    ),
+    "items": (
+        "Items read by the poller, by feed and state (new, seen, or first_poll: there "
+        "before the feed's first poll).",
+        ("feed", "state"),
+    ),
     "batches": ("Match batches queued.", ()),
-    "articles": ("Full-text article fetches by feed and outcome (ok, cached, deadline, "
-                 "robots, backed_off, paywall, or an HTTP status).", ("feed", "outcome")),
+    "articles": (
+        "Full-text article fetches by feed and outcome (ok, cached, deadline, "
+        "robots, backed_off, paywall, or an HTTP status).",
+        ("feed", "outcome"),
+    ),
     "matches": ("Rule matches by watchlist and rule.", ("watchlist", "rule")),
-    "deliveries": ("Alerts by destination and outcome: sent, failed (an attempt), dead "
-                   "(dead-lettered), duplicate (suppressed), queued (held in the outbox of a "
-                   "destination with a rate limit, digest or quiet hours).", ("destination", "outcome")),
+    "deliveries": (
+        "Alerts by destination and outcome: sent, failed (an attempt), dead "
+        "(dead-lettered), duplicate (suppressed), queued (held in the outbox of a "
+        "destination with a rate limit, digest or quiet hours).",
+        ("destination", "outcome"),
+    ),
     "digests": ("Digest messages sent, by destination.", ("destination",)),
     "config_reload_errors": ("Config changes rejected as invalid.", ()),
 }
@@ -54,7 +65,9 @@ def incr(client: redis.Redis | Any, name: str, *labels: str, by: int = 1) -> Non
     client.hincrby(keys.counter(name), "\x1f".join(labels), by)
 
 
-def incr_hourly(client: redis.Redis | Any, name: str, *labels: str, now: float | None = None) -> None:
+def incr_hourly(
+    client: redis.Redis | Any, name: str, *labels: str, now: float | None = None
+) -> None:
     """Count one ``name`` event in the current hour's bucket (kept 25 hours), for "last 24 h"."""
     hour = int((time.time() if now is None else now) // 3600)
     key = keys.hourly(name, hour)
@@ -62,7 +75,9 @@ def incr_hourly(client: redis.Redis | Any, name: str, *labels: str, now: float |
     client.expire(key, 25 * 3600)
 
 
-def read_last_day(client: redis.Redis, name: str, now: float | None = None) -> dict[tuple[str, ...], int]:
+def read_last_day(
+    client: redis.Redis, name: str, now: float | None = None
+) -> dict[tuple[str, ...], int]:
     """Return the counts of ``name`` over the last 24 hourly buckets."""
     hour = int((time.time() if now is None else now) // 3600)
     with client.pipeline(transaction=False) as pipe:
@@ -121,26 +136,32 @@ class RedisCollector:
                 if len(values) == len(labels):
                     family.add_metric(list(values), count)
             yield family
-        depth = GaugeMetricFamily("newsalert_queue_depth", "Jobs waiting per queue and state.",
-                                  labels=["queue", "state"])
+        depth = GaugeMetricFamily(
+            "newsalert_queue_depth", "Jobs waiting per queue and state.", labels=["queue", "state"]
+        )
         for queue, states in self.queue_depths().items():
             for state, n in states.items():
                 depth.add_metric([queue, state], n)
         yield depth
-        info = GaugeMetricFamily("newsalert_config_info", "The live config version.", labels=["version"])
+        info = GaugeMetricFamily(
+            "newsalert_config_info", "The live config version.", labels=["version"]
+        )
         info.add_metric([self.config_version()], 1)
         yield info
         yield self._latency()
 
     def _latency(self) -> HistogramMetricFamily:
-        raw = {k.decode(): float(v) for k, v in self.client.hgetall(keys.counter("latency")).items()}
+        raw = {
+            k.decode(): float(v) for k, v in self.client.hgetall(keys.counter("latency")).items()
+        }
         buckets, running = [], 0.0
         for bound in (*map(str, LATENCY_BUCKETS), "+Inf"):
             running += raw.get(bound, 0.0)
             buckets.append((bound, running))
         family = HistogramMetricFamily(
             "newsalert_alert_latency_seconds",
-            "From the poller first seeing an item to the destination accepting its alert.")
+            "From the poller first seeing an item to the destination accepting its alert.",
+        )
         family.add_metric([], buckets, sum_value=raw.get("sum", 0.0))
         return family
 
@@ -161,8 +182,12 @@ def health(client: redis.Redis, roles: Iterable[str] = ("poller", "worker")) -> 
     return True, "ok"
 
 
-def serve(client: redis.Redis, port: int, collector: RedisCollector,
-          roles: Iterable[str] = ("poller", "worker")) -> ThreadingHTTPServer:
+def serve(
+    client: redis.Redis,
+    port: int,
+    collector: RedisCollector,
+    roles: Iterable[str] = ("poller", "worker"),
+) -> ThreadingHTTPServer:
     """Serve ``/metrics`` and ``/healthz`` on 0.0.0.0:``port`` from a daemon thread."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)  # type: ignore[arg-type]
@@ -183,8 +208,11 @@ def serve(client: redis.Redis, port: int, collector: RedisCollector,
             path = self.path.split("?", 1)[0]
             if path == "/healthz":
                 ok, reason = health(client, role_list)
-                self._answer(200 if ok else 503, json.dumps({"ok": ok, "reason": reason}).encode(),
-                             "application/json")
+                self._answer(
+                    200 if ok else 503,
+                    json.dumps({"ok": ok, "reason": reason}).encode(),
+                    "application/json",
+                )
             elif path == "/metrics":
                 try:
                     self._answer(200, generate_latest(registry), "text/plain; version=0.0.4")

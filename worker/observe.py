@@ -13,6 +13,7 @@ import logging
 import sys
 import time
 from collections.abc import Iterable
+from typing import ClassVar
 
 CONTEXT = ("feed", "watchlist", "rule", "destination", "job", "reason", "path")
 
@@ -60,7 +61,11 @@ class JsonFormatter(logging.Formatter):
 class TextFormatter(logging.Formatter):
     """Format a record as a readable line with its context appended."""
 
-    COLOURS = {"WARNING": "\033[33m", "ERROR": "\033[31m", "CRITICAL": "\033[31;1m"}
+    COLOURS: ClassVar[dict[str, str]] = {
+        "WARNING": "\033[33m",
+        "ERROR": "\033[31m",
+        "CRITICAL": "\033[31;1m",
+    }
 
     def __init__(self, colour: bool) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S")

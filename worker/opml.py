@@ -26,9 +26,9 @@ import re
 import tempfile
 import unicodedata
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable
 from typing import IO, Any
 from urllib.parse import urlsplit
 
@@ -88,7 +88,7 @@ def read_opml(data: bytes) -> list[OpmlFeed]:
                 feeds.append(OpmlFeed(title, url, tags))
             else:  # a folder: its name tags the feeds inside
                 tag = slugify(title)
-                walk(outline, tags + (tag,) if tag else tags)
+                walk(outline, (*tags, tag) if tag else tags)
 
     walk(body, ())
     return feeds
@@ -97,7 +97,7 @@ def read_opml(data: bytes) -> list[OpmlFeed]:
 def _unique(base: str, taken: set[str]) -> str:
     fid, n = base, 2
     while fid in taken:
-        fid = f"{base[:MAX_ID - len(str(n)) - 1]}-{n}"
+        fid = f"{base[: MAX_ID - len(str(n)) - 1]}-{n}"
         n += 1
     taken.add(fid)
     return fid
@@ -127,8 +127,9 @@ def import_opml(opml: str | os.PathLike[str], config_dir: str | os.PathLike[str]
             result.present += 1
             continue
         urls.add(key)
-        fid = _unique(slugify(feed.title) or slugify(urlsplit(feed.url).hostname or "") or "feed",
-                      ids)
+        fid = _unique(
+            slugify(feed.title) or slugify(urlsplit(feed.url).hostname or "") or "feed", ids
+        )
         entry = new_map(id=fid, url=feed.url)
         if feed.tags:
             entry["tags"] = new_seq(feed.tags, flow=True)

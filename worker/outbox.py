@@ -50,7 +50,6 @@ from typing import Any
 
 import redis
 
-from worker.metrics import incr, observe_latency
 from worker import keys
 from worker.config import Config, Destination
 from worker.deliver import (
@@ -66,6 +65,7 @@ from worker.deliver import (
 )
 from worker.errors import DeliveryError
 from worker.message import render, render_digest
+from worker.metrics import incr, observe_latency
 from worker.model import Alert
 from worker.queue import delivery_retry_intervals, enqueue_flush
 from worker.ratelimit import take
@@ -145,8 +145,9 @@ def add(client: redis.Redis, destination: str, payload: dict[str, Any], now: flo
     return bool(added)
 
 
-def schedule_flush(client: redis.Redis, destination: str, at: float, now: float,
-                   force: bool = False) -> None:
+def schedule_flush(
+    client: redis.Redis, destination: str, at: float, now: float, force: bool = False
+) -> None:
     """Make sure the destination is flushed at ``at`` (or earlier)."""
     changed = client.eval(_SCHEDULE, 1, keys.FLUSH_DUE, destination, repr(at), repr(now), 30)
     if (changed or force) and at - now <= HORIZON:
@@ -185,13 +186,14 @@ def plan(dest: Destination, entries: list[Entry], now: float) -> Plan:
 
 
 def _load(client: redis.Redis, destination: str) -> list[Entry]:
-    ids: list[tuple[bytes, float]] = client.zrange(keys.outbox(destination), 0, LOAD_MAX - 1,
-                                                   withscores=True)  # type: ignore[assignment]
+    ids: list[tuple[bytes, float]] = client.zrange(
+        keys.outbox(destination), 0, LOAD_MAX - 1, withscores=True
+    )  # type: ignore[assignment]
     if not ids:
         return []
     raw = client.hmget(keys.outbox_payloads(destination), [d for d, _ in ids])
     entries = []
-    for (delivery, arrived), body in zip(ids, raw):
+    for (delivery, arrived), body in zip(ids, raw, strict=False):
         if body is None:  # payload lost (should not happen): nothing to send
             client.zrem(keys.outbox(destination), delivery)
             continue
@@ -220,7 +222,9 @@ def with_also_in(client: redis.Redis, alert: Alert) -> Alert:
 class _Flush:
     """One flush of one destination's outbox, under its lock."""
 
-    def __init__(self, client: redis.Redis, config: Config, dest: Destination, clock: Clock) -> None:
+    def __init__(
+        self, client: redis.Redis, config: Config, dest: Destination, clock: Clock
+    ) -> None:
         self.client, self.config, self.dest, self.clock = client, config, dest, clock
         self.skip: set[str] = set()  # claimed by another worker during this flush
         self.sent = 0
@@ -247,7 +251,9 @@ class _Flush:
                     self.schedule(p.next_due, now)
                 break
             if self.dest.rate:
-                wait = take(self.client, name, self.dest.rate, None if self.clock is time.time else now)
+                wait = take(
+                    self.client, name, self.dest.rate, None if self.clock is time.time else now
+                )
                 if wait > 0:
                     self.schedule(now + wait, now)
                     break
@@ -276,7 +282,9 @@ class _Flush:
             return True
         fmt = self.dest.format or default_format(self.dest.url)
         alerts = [with_also_in(self.client, Alert.from_dict(e.payload["alert"])) for e in claimed]
-        digest = p.digest_reason is not None and (len(claimed) > 1 or p.digest_reason.endswith("digest"))
+        digest = p.digest_reason is not None and (
+            len(claimed) > 1 or p.digest_reason.endswith("digest")
+        )
         if digest:
             title, body = render_digest(alerts, fmt, p.digest_reason or "")
         else:
@@ -311,11 +319,13 @@ class _Flush:
             for e in claimed:
                 pipe.hincrby(keys.outbox_attempts(name), e.delivery, 1)
             attempts = [int(a) for a in pipe.execute()]
-        exhausted = [e for e, n in zip(claimed, attempts) if n > len(intervals)]
+        exhausted = [e for e, n in zip(claimed, attempts, strict=False) if n > len(intervals)]
         for e in exhausted:
             dead_letter(self.client, self.config, e.payload, str(exc), now, notify=False)
         if exhausted:
-            notify_failure(self.client, self.config, exhausted[0].payload, str(exc), now, len(exhausted))
+            notify_failure(
+                self.client, self.config, exhausted[0].payload, str(exc), now, len(exhausted)
+            )
             with self.client.pipeline() as pipe:
                 _forget(pipe, name, [e.delivery for e in exhausted])
                 pipe.execute()
@@ -333,7 +343,9 @@ def flush(client: redis.Redis, config: Config, destination: str, clock: Clock = 
     dest = config.destinations.get(destination)
     if dest is None:
         for e in _load(client, destination):
-            dead_letter(client, config, e.payload, f"destination {destination} is no longer configured")
+            dead_letter(
+                client, config, e.payload, f"destination {destination} is no longer configured"
+            )
             with client.pipeline() as pipe:
                 _forget(pipe, destination, [e.delivery])
                 pipe.execute()
@@ -355,7 +367,10 @@ def flush_due(client: redis.Redis, config: Config, clock: Clock = time.time) -> 
     names = {_text(n) for n in client.eval(_TAKE_DUE, 1, keys.FLUSH_DUE, repr(now))}
     # An outbox with alerts but no wake-up (a crash between add and schedule) is due too.
     for name, dest in config.destinations.items():
-        if uses_outbox(dest) and client.zscore(keys.FLUSH_DUE, name) is None \
-                and client.zcard(keys.outbox(name)):
+        if (
+            uses_outbox(dest)
+            and client.zscore(keys.FLUSH_DUE, name) is None
+            and client.zcard(keys.outbox(name))
+        ):
             names.add(name)
     return sum(flush(client, config, name, clock) for name in sorted(names))

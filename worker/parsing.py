@@ -45,14 +45,15 @@ log = logging.getLogger("newsalert.parsing")
 PARSE_TIMEOUT = 60.0
 
 
-def _parse(body: bytes, feed_id: str, url: str, headers: Mapping[str, str]
-           ) -> tuple[ParsedFeed | None, str, str]:
+def _parse(
+    body: bytes, feed_id: str, url: str, headers: Mapping[str, str]
+) -> tuple[ParsedFeed | None, str, str]:
     """Parse in a worker; return (parsed, "", "") or (None, error message, reason)."""
     try:
         return parse_feed(body, feed_id=feed_id, url=url, headers=headers), "", ""
     except FeedError as exc:
         return None, str(exc), exc.reason
-    except Exception as exc:  # noqa: BLE001 - hostile input must not take the poller down
+    except Exception as exc:
         return None, f"parser crashed: {type(exc).__name__}: {exc}", "parse"
 
 
@@ -80,7 +81,8 @@ class ParsePool:
         if self.workers <= 0 or self._executor is not None:
             return
         self._executor = concurrent.futures.ProcessPoolExecutor(
-            self.workers, mp_context=multiprocessing.get_context("fork"))
+            self.workers, mp_context=multiprocessing.get_context("fork")
+        )
         for f in [self._executor.submit(_ready) for _ in range(self.workers)]:
             f.result()
 
@@ -95,8 +97,9 @@ class ParsePool:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
 
-    async def parse(self, body: bytes, *, feed_id: str, url: str,
-                    headers: Mapping[str, str]) -> ParsedFeed:
+    async def parse(
+        self, body: bytes, *, feed_id: str, url: str, headers: Mapping[str, str]
+    ) -> ParsedFeed:
         """Parse a fetched feed off the event loop; raise ``FeedError`` like ``parse_feed``."""
         executor = self._executor
         if executor is None:
@@ -104,17 +107,21 @@ class ParsePool:
         else:
             loop = asyncio.get_running_loop()
             try:
-                parsed, message, reason = await asyncio.wait_for(loop.run_in_executor(
-                    executor, _parse, body, feed_id, url, dict(headers)), self.timeout)
+                parsed, message, reason = await asyncio.wait_for(
+                    loop.run_in_executor(executor, _parse, body, feed_id, url, dict(headers)),
+                    self.timeout,
+                )
             except TimeoutError:
-                raise FeedError(f"parsing took longer than {self.timeout:.0f}s",
-                                reason="parse") from None
+                raise FeedError(
+                    f"parsing took longer than {self.timeout:.0f}s", reason="parse"
+                ) from None
             except BrokenProcessPool:
                 if self._executor is executor:  # the first feed to notice rebuilds it
                     log.error("a parse worker died (feed %s); restarting the pool", feed_id)
                     self._restart()
-                raise FeedError("the parse worker died while parsing this feed",
-                                reason="parse") from None
+                raise FeedError(
+                    "the parse worker died while parsing this feed", reason="parse"
+                ) from None
         if parsed is None:
             raise FeedError(message, reason=reason)
         return parsed

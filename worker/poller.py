@@ -48,6 +48,7 @@ Decisions:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -103,8 +104,12 @@ def summarise_first_polls(outcomes: Sequence[PollOutcome]) -> None:
     """Log the one line that says how many existing items first polls marked seen."""
     first = [o for o in outcomes if o.first_poll]
     if first:
-        log.info("%d feeds polled for the first time: %d existing items marked seen, %d backfilled",
-                 len(first), sum(o.marked_seen for o in first), sum(o.queued for o in first))
+        log.info(
+            "%d feeds polled for the first time: %d existing items marked seen, %d backfilled",
+            len(first),
+            sum(o.marked_seen for o in first),
+            sum(o.queued for o in first),
+        )
 
 
 def _newest(items: Sequence[Item], n: int) -> list[Item]:
@@ -129,9 +134,17 @@ def _hints(res: FetchResult, state: dict[bytes, bytes]) -> tuple[float, float]:
 class Poller:
     """Polls the feeds of one config into one Redis."""
 
-    def __init__(self, client: redis.Redis, config: Config, *, limits: FetchLimits | None = None,
-                 batch_size: int = BATCH_SIZE, clock: Callable[[], float] = time.time,
-                 lease_ttl: int = keys.LEASE_TTL, parse_workers: int | None = None) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        config: Config,
+        *,
+        limits: FetchLimits | None = None,
+        batch_size: int = BATCH_SIZE,
+        clock: Callable[[], float] = time.time,
+        lease_ttl: int = keys.LEASE_TTL,
+        parse_workers: int | None = None,
+    ) -> None:
         self.redis = client
         self.config = config
         self.limits = limits or FetchLimits(**config.fetch)  # type: ignore[arg-type]
@@ -155,7 +168,7 @@ class Poller:
                 pipe.set(keys.item(it.id), json.dumps(it.to_dict()), ex=keys.ITEM_TTL)
             pipe.execute()
         for start in range(0, len(items), self.batch_size):
-            batch = items[start:start + self.batch_size]
+            batch = items[start : start + self.batch_size]
             enqueue_match(self.redis, [i.id for i in batch], self.config.version)
             incr(self.redis, "batches")
         return len(items)
@@ -169,14 +182,21 @@ class Poller:
     def _record_failure(self, feed: Feed, state: dict[bytes, bytes], exc: FeedError) -> float:
         """Record a failed fetch; return the delay before the next try."""
         failures = int(state.get(b"failures", 0)) + 1
-        mapping: dict[str, Any] = {"failures": failures, "last_error": str(exc)[:500],
-                                   "last_error_at": self.clock(), "last_reason": exc.reason}
+        mapping: dict[str, Any] = {
+            "failures": failures,
+            "last_error": str(exc)[:500],
+            "last_error_at": self.clock(),
+            "last_reason": exc.reason,
+        }
         if exc.status is not None:
             mapping["status"] = exc.status
         if exc.reason == "gone":
             mapping["disabled"] = "410 Gone"
-            log.error("feed %s: disabled: the server says it is gone (410)", feed.id,
-                      extra={"feed": feed.id})
+            log.error(
+                "feed %s: disabled: the server says it is gone (410)",
+                feed.id,
+                extra={"feed": feed.id},
+            )
         base = self._interval(feed, state)
         delay = min(base * 2 ** min(failures - 1, 10), MAX_BACKOFF) * random.uniform(0.9, 1.1)
         retry_after = getattr(exc, "retry_after", None)
@@ -199,8 +219,10 @@ class Poller:
             url = state[b"url"].decode()  # a permanent redirect moved it
         try:
             res = await fetcher.fetch(
-                url, etag=(state.get(b"etag") or b"").decode() or None,
-                last_modified=(state.get(b"last_modified") or b"").decode() or None)
+                url,
+                etag=(state.get(b"etag") or b"").decode() or None,
+                last_modified=(state.get(b"last_modified") or b"").decode() or None,
+            )
             out.status = res.status
             updates = {} if res.status == 304 else await self._take(feed, res, state, out, fetcher)
         except FeedError as exc:
@@ -209,12 +231,21 @@ class Poller:
             log.warning("feed %s: %s", feed.id, exc, extra={"feed": feed.id, "reason": exc.reason})
             return out, self._record_failure(feed, state, exc)
         now = self.clock()
-        mapping: dict[str, Any] = {"failures": 0, "last_ok": now, "status": res.status,
-                                   "config_url": feed.url, **updates}
+        mapping: dict[str, Any] = {
+            "failures": 0,
+            "last_ok": now,
+            "status": res.status,
+            "config_url": feed.url,
+            **updates,
+        }
         if res.permanent_redirect:
             mapping["url"] = res.permanent_redirect
-            log.warning("feed %s: moved permanently to %s", feed.id, res.permanent_redirect,
-                        extra={"feed": feed.id})
+            log.warning(
+                "feed %s: moved permanently to %s",
+                feed.id,
+                res.permanent_redirect,
+                extra={"feed": feed.id},
+            )
         for name, value in (("etag", res.etag), ("last_modified", res.last_modified)):
             if value:
                 mapping[name] = value
@@ -235,15 +266,24 @@ class Poller:
             pipe.execute()
         return out, delay
 
-    async def _take(self, feed: Feed, res: FetchResult, state: dict[bytes, bytes],
-                    out: PollOutcome, fetcher: Fetcher | None = None) -> dict[str, Any]:
+    async def _take(
+        self,
+        feed: Feed,
+        res: FetchResult,
+        state: dict[bytes, bytes],
+        out: PollOutcome,
+        fetcher: Fetcher | None = None,
+    ) -> dict[str, Any]:
         """Find the new items of a fetched body, queue them, mark all seen; return state updates."""
         updates: dict[str, Any] = {}
         known = seen.load(self.redis, feed.id)
         primed = bool(state.get(b"primed")) and known is not None
         if state.get(b"primed") and known is None:
-            log.warning("feed %s: its seen-set expired; existing items are marked seen again, "
-                        "not alerted", feed.id, extra={"feed": feed.id})
+            log.warning(
+                "feed %s: its seen-set expired; existing items are marked seen again, not alerted",
+                feed.id,
+                extra={"feed": feed.id},
+            )
         known = known or {}
         if not primed:
             updates.update(primed=1, primed_at=self.clock(), items_new=0)
@@ -251,7 +291,7 @@ class Poller:
         pre = seen.prescanned(feed.id, res.body)
         if pre is not None:
             ids, link_ids = pre
-            check = [lk or i for i, lk in zip(ids, link_ids)] if by_link else ids
+            check = [lk or i for i, lk in zip(ids, link_ids, strict=False)] if by_link else ids
             fresh = sum(c not in known for c in check)
             if (primed and not fresh) or (not primed and feed.backfill == 0):
                 stored = ids + [lk for lk in link_ids if lk]
@@ -265,21 +305,34 @@ class Poller:
         self.parses += 1
         out.parsed = True
         if parsed.warning:
-            log.info("feed %s: malformed but readable: %s", feed.id, parsed.warning,
-                     extra={"feed": feed.id})
+            log.info(
+                "feed %s: malformed but readable: %s",
+                feed.id,
+                parsed.warning,
+                extra={"feed": feed.id},
+            )
         items = parsed.items
         link_ids = [seen.link_id(feed.id, i.link) for i in items]
         if by_link:
-            items = [replace(i, id=lk.hex()) if lk else i for i, lk in zip(items, link_ids)]
+            items = [
+                replace(i, id=lk.hex()) if lk else i for i, lk in zip(items, link_ids, strict=False)
+            ]
         new = [i for i in items if bytes.fromhex(i.id) not in known]
         if primed and len(items) >= OVERFLOW_MIN and len(new) == len(items):
-            linked = [(i, lk) for i, lk in zip(items, link_ids) if lk]
+            linked = [(i, lk) for i, lk in zip(items, link_ids, strict=False) if lk]
             if not by_link and sum(lk in known for _, lk in linked) >= CHURN_SHARE * len(items):
                 out.churn = True
                 updates["identity"] = "link"
-                log.warning("feed %s: its GUIDs change on every fetch; telling its items apart "
-                            "by link from now on", feed.id, extra={"feed": feed.id})
-                items = [replace(i, id=lk.hex()) if lk else i for i, lk in zip(items, link_ids)]
+                log.warning(
+                    "feed %s: its GUIDs change on every fetch; telling its items apart "
+                    "by link from now on",
+                    feed.id,
+                    extra={"feed": feed.id},
+                )
+                items = [
+                    replace(i, id=lk.hex()) if lk else i
+                    for i, lk in zip(items, link_ids, strict=False)
+                ]
                 new = [i for i in items if bytes.fromhex(i.id) not in known]
             else:
                 self._overflow(feed, state, updates, out)
@@ -301,12 +354,19 @@ class Poller:
         if not primed:
             out.marked_seen = total
         with self.redis.pipeline(transaction=False) as pipe:
-            incr(pipe, "items", feed.id, "new" if primed else "first_poll", by=new if primed else total)
+            incr(
+                pipe,
+                "items",
+                feed.id,
+                "new" if primed else "first_poll",
+                by=new if primed else total,
+            )
             incr(pipe, "items", feed.id, "seen", by=total - new if primed else 0)
             pipe.execute()
 
-    def _overflow(self, feed: Feed, state: dict[bytes, bytes], updates: dict[str, Any],
-                  out: PollOutcome) -> None:
+    def _overflow(
+        self, feed: Feed, state: dict[bytes, bytes], updates: dict[str, Any], out: PollOutcome
+    ) -> None:
         """React to a fetch in which every item is new: warn once, poll the feed faster."""
         out.overflow = True
         current = self._interval(feed, state)
@@ -314,9 +374,14 @@ class Poller:
         updates.update(interval=faster, interval_config=feed.interval)
         if not state.get(b"overflow_warned"):
             updates["overflow_warned"] = self.clock()
-            log.warning("feed %s: every item was new; items may have been missed between polls. "
-                        "Polling it every %.0fs instead of %.0fs", feed.id, faster, current,
-                        extra={"feed": feed.id})
+            log.warning(
+                "feed %s: every item was new; items may have been missed between polls. "
+                "Polling it every %.0fs instead of %.0fs",
+                feed.id,
+                faster,
+                current,
+                extra={"feed": feed.id},
+            )
         else:
             log.info("feed %s: every item new again; interval %.0fs", feed.id, faster)
 
@@ -324,13 +389,15 @@ class Poller:
         """Poll every feed once, now, whatever its schedule (``run --once``, ``poll --once``)."""
         feeds = list(self.config.feeds if feeds is None else feeds)
         with self.pool:
-            async with Fetcher(self.limits,
-                               allow_private=self.config.allow_private_networks) as fetcher:
+            async with Fetcher(
+                self.limits, allow_private=self.config.allow_private_networks
+            ) as fetcher:
                 results = await asyncio.gather(*(self._leased(fetcher, f) for f in feeds))
         return [r for r in results if r is not None]
 
-    async def _leased(self, fetcher: Fetcher, feed: Feed, *, only_if_due: bool = False
-                      ) -> PollOutcome | None:
+    async def _leased(
+        self, fetcher: Fetcher, feed: Feed, *, only_if_due: bool = False
+    ) -> PollOutcome | None:
         """Poll a feed under its lease and reschedule it; None if another poller has it."""
         lease = keys.lease(feed.id)
         if not self.redis.set(lease, self.token, nx=True, ex=self.lease_ttl):
@@ -358,8 +425,11 @@ class Poller:
         if stale:
             self.redis.zrem(keys.SCHEDULE, *stale)
         now = self.clock()
-        fresh = {f.id: now + random.uniform(0, min(f.interval, 10.0))
-                 for f in self.config.feeds if f.id not in scheduled}
+        fresh = {
+            f.id: now + random.uniform(0, min(f.interval, 10.0))
+            for f in self.config.feeds
+            if f.id not in scheduled
+        }
         if fresh:
             self.redis.zadd(keys.SCHEDULE, fresh, nx=True)
 
@@ -368,31 +438,36 @@ class Poller:
         self.sync_schedule()
         in_flight: set[asyncio.Task[PollOutcome | None]] = set()
         with self.pool:
-            async with Fetcher(self.limits,
-                               allow_private=self.config.allow_private_networks) as fetcher:
+            async with Fetcher(
+                self.limits, allow_private=self.config.allow_private_networks
+            ) as fetcher:
                 beat = 0.0
                 while not stop.is_set():
                     if time.monotonic() - beat > 5:
                         heartbeat(self.redis, "poller", self.token)
                         beat = time.monotonic()
                     room = max_in_flight - len(in_flight)
-                    due = self.redis.zrangebyscore(keys.SCHEDULE, "-inf", self.clock(), start=0,
-                                                   num=room) if room > 0 else []
+                    due = (
+                        self.redis.zrangebyscore(
+                            keys.SCHEDULE, "-inf", self.clock(), start=0, num=room
+                        )
+                        if room > 0
+                        else []
+                    )
                     busy = {t.get_name() for t in in_flight}
                     for raw in due:
                         feed = self.config.feed(raw.decode())
                         if feed is None or feed.id in busy:
                             continue
                         task = asyncio.create_task(
-                            self._leased(fetcher, feed, only_if_due=True), name=feed.id)
+                            self._leased(fetcher, feed, only_if_due=True), name=feed.id
+                        )
                         in_flight.add(task)
                         task.add_done_callback(in_flight.discard)
                     if self._first_polls and not in_flight:
                         summarise_first_polls(self._first_polls)
                         self._first_polls.clear()
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), timeout=0.5)
-                    except TimeoutError:
-                        pass
                 if in_flight:
                     await asyncio.wait(in_flight, timeout=20)

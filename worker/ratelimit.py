@@ -45,10 +45,14 @@ return tostring(wait)
 """
 
 
-def take(client: redis.Redis, destination: str, rate: tuple[int, float], now: float | None = None) -> float:
+def take(
+    client: redis.Redis, destination: str, rate: tuple[int, float], now: float | None = None
+) -> float:
     """Take one token for ``destination``; return 0.0, or the seconds until one will be free."""
     count, per = rate
     script = client.register_script(_TAKE)
-    wait = script(keys=[keys.bucket(destination)],
-                  args=[count, count / per, "" if now is None else repr(now), keys.BUCKET_TTL])
+    wait = script(
+        keys=[keys.bucket(destination)],
+        args=[count, count / per, "" if now is None else repr(now), keys.BUCKET_TTL],
+    )
     return float(wait)

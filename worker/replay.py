@@ -18,7 +18,9 @@ from worker.queue import enqueue_delivery
 PAYLOAD_KEYS = ("delivery", "destination", "alert", "urgent")
 
 
-def replay_dead_letters(app: App, destination: str | None = None, since: float | None = None) -> int:
+def replay_dead_letters(
+    app: App, destination: str | None = None, since: float | None = None
+) -> int:
     """Queue matching dead letters for delivery again and remove them from the list; return how many."""
     client = app.redis
     cutoff = time.time() - since if since else None

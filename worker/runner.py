@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import logging
 import os
@@ -16,7 +17,7 @@ import time
 from worker import keys
 from worker.app import RELOAD_EVERY, App, install
 from worker.outbox import flush_due
-from worker.poller import PollOutcome, Poller, summarise_first_polls
+from worker.poller import Poller, PollOutcome, summarise_first_polls
 from worker.queue import depths, make_worker, pending
 
 log = logging.getLogger("newsalert.run")
@@ -54,8 +55,12 @@ def serve_metrics(app: App, port: int | None, roles: tuple[str, ...]) -> None:
     from worker.metrics import RedisCollector, serve
 
     client = app.redis
-    serve(client, port, RedisCollector(client, lambda: depths(client), lambda: app.config().version),
-          roles)
+    serve(
+        client,
+        port,
+        RedisCollector(client, lambda: depths(client), lambda: app.config().version),
+        roles,
+    )
 
 
 def poll_once(app: App) -> list[PollOutcome]:
@@ -63,8 +68,12 @@ def poll_once(app: App) -> list[PollOutcome]:
     outcomes = asyncio.run(Poller(app.redis, app.config()).poll_all())
     summarise_first_polls(outcomes)
     failed = [o for o in outcomes if o.error]
-    log.info("polled %d feeds: %d new items queued, %d failed",
-             len(outcomes), sum(o.queued for o in outcomes), len(failed))
+    log.info(
+        "polled %d feeds: %d new items queued, %d failed",
+        len(outcomes),
+        sum(o.queued for o in outcomes),
+        len(failed),
+    )
     return outcomes
 
 
@@ -105,10 +114,8 @@ def poll_forever(app: App) -> None:
             round_stop = asyncio.Event()
             task = asyncio.create_task(Poller(app.redis, app.config()).run(round_stop))
             while not task.done():
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=RELOAD_EVERY)
-                except asyncio.TimeoutError:
-                    pass
                 if stop.is_set() or app.reload():
                     round_stop.set()
                     break
@@ -133,5 +140,7 @@ def work_forever(app: App, burst: bool = False, queues: tuple[str, ...] = keys.Q
     app.engine()  # compile before taking the first job
     worker = make_worker(app.redis, queues, before_job=app.maybe_reload)
     worker.tick = lambda: flush_due(app.redis, app.config())
-    log.info("worker %s started on %s, config %s", worker.name, ", ".join(queues), app.config().version)
+    log.info(
+        "worker %s started on %s, config %s", worker.name, ", ".join(queues), app.config().version
+    )
     worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")

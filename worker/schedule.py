@@ -33,7 +33,9 @@ def _zone(name: str | None) -> tzinfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {name!r} (use an IANA name such as Europe/Kyiv)") from None
+        raise ValueError(
+            f"unknown time zone {name!r} (use an IANA name such as Europe/Kyiv)"
+        ) from None
 
 
 def _at(day: datetime, clock: time, tz: tzinfo) -> float:
@@ -94,7 +96,7 @@ def parse_quiet_hours(text: str) -> QuietHours:
     """Return the window for ``"22:00-07:00 Europe/Kyiv"``; raise ``ValueError`` if malformed."""
     m = _QUIET.match(str(text))
     if not m:
-        raise ValueError(f"bad quiet_hours {text!r}: use e.g. \"22:00-07:00 Europe/Kyiv\"")
+        raise ValueError(f'bad quiet_hours {text!r}: use e.g. "22:00-07:00 Europe/Kyiv"')
     start, end = time(int(m.group(1)), int(m.group(2))), time(int(m.group(3)), int(m.group(4)))
     if start == end:
         raise ValueError(f"bad quiet_hours {text!r}: start and end are the same time")
@@ -107,7 +109,7 @@ def parse_digest(text: str) -> DigestSchedule:
         return DigestSchedule("hourly")
     m = _DAILY.match(str(text))
     if not m:
-        raise ValueError(f"bad digest {text!r}: use hourly or e.g. \"daily 08:00 Europe/Kyiv\"")
+        raise ValueError(f'bad digest {text!r}: use hourly or e.g. "daily 08:00 Europe/Kyiv"')
     return DigestSchedule("daily", time(int(m.group(1)), int(m.group(2))), _zone(m.group(3)))
 
 

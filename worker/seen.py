@@ -35,8 +35,17 @@ from worker import keys
 from worker.feeds import _prescan  # the records behind prescan_item_ids: ids *and* links
 from worker.identity import item_id
 
-__all__ = ["MAX_ENTRIES", "REFRESH_AFTER", "decode", "encode", "expire", "link_id", "load",
-           "prescanned", "store"]
+__all__ = [
+    "MAX_ENTRIES",
+    "REFRESH_AFTER",
+    "decode",
+    "encode",
+    "expire",
+    "link_id",
+    "load",
+    "prescanned",
+    "store",
+]
 
 RECORD = 12
 MAX_ENTRIES = 50_000
@@ -59,8 +68,9 @@ def prescanned(feed_id: str, body: bytes) -> tuple[list[bytes], list[bytes | Non
         return None  # unsure, or no items: only the full parser may call that a feed
     pairs: dict[bytes, bytes | None] = {}
     for guid, link in records:
-        pairs.setdefault(bytes.fromhex(item_id(feed_id, guid or None, link, "", "")),
-                         link_id(feed_id, link))
+        pairs.setdefault(
+            bytes.fromhex(item_id(feed_id, guid or None, link, "", "")), link_id(feed_id, link)
+        )
     return list(pairs), list(pairs.values())
 
 
@@ -69,14 +79,16 @@ def decode(blob: bytes | None) -> dict[bytes, int]:
     if not blob:
         return {}
     view = memoryview(blob)
-    return {bytes(view[i:i + 8]): int.from_bytes(view[i + 8:i + RECORD], "big")
-            for i in range(0, len(blob) - RECORD + 1, RECORD)}
+    return {
+        bytes(view[i : i + 8]): int.from_bytes(view[i + 8 : i + RECORD], "big")
+        for i in range(0, len(blob) - RECORD + 1, RECORD)
+    }
 
 
 def encode(entries: dict[bytes, int]) -> bytes:
     """Pack {8-byte id: last-seen second}; keep the newest ``MAX_ENTRIES``."""
-    items = entries.items()
-    if len(entries) > MAX_ENTRIES:
+    items = list(entries.items())
+    if len(items) > MAX_ENTRIES:
         items = sorted(items, key=lambda kv: kv[1])[-MAX_ENTRIES:]
     return b"".join(k + v.to_bytes(4, "big") for k, v in items)
 
@@ -86,8 +98,9 @@ def _legacy(client: redis.Redis, feed_id: str) -> dict[bytes, int] | None:
     old = keys.seen(feed_id)
     if client.type(old) != b"zset":
         return None
-    entries = {bytes(m): int(s) for m, s in client.zrange(old, 0, -1, withscores=True)
-               if len(m) == 8}
+    entries = {
+        bytes(m): int(s) for m, s in client.zrange(old, 0, -1, withscores=True) if len(m) == 8
+    }
     client.set(keys.seen_packed(feed_id), encode(entries), ex=keys.SEEN_TTL)
     client.delete(old)
     return entries

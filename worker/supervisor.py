@@ -49,7 +49,7 @@ class Child:
         if self.proc is not None and self.proc.poll() is not None:
             code = self.proc.returncode
             self.restarts = 0 if now - self.started > 60 else self.restarts + 1
-            delay = min(2 ** self.restarts, 60)
+            delay = min(2**self.restarts, 60)
             log.error("%s exited with code %s; restarting in %ds", self.name, code, delay)
             self.proc, self.next_start = None, now + delay
         if self.proc is None and now >= self.next_start:
@@ -71,12 +71,22 @@ class Child:
             self.proc.wait()
 
 
-def supervise(app: App, workers: int, extra_args: list[str], *, poller: bool = True,
-              metrics_port: int | None = None) -> int:
+def supervise(
+    app: App,
+    workers: int,
+    extra_args: list[str],
+    *,
+    poller: bool = True,
+    metrics_port: int | None = None,
+) -> int:
     """Run the poller and workers as child processes until SIGTERM; return the exit code."""
     _ = app.redis  # start the embedded Redis, if any, before the children need it
-    env = dict(os.environ, REDIS_URL=app.redis_url or "", NEWSALERT_CONFIG=str(app.config_dir),
-               NEWSALERT_CHILD="1")
+    env = dict(
+        os.environ,
+        REDIS_URL=app.redis_url or "",
+        NEWSALERT_CONFIG=str(app.config_dir),
+        NEWSALERT_CHILD="1",
+    )
     env.pop("PORT", None)  # only this process serves metrics
     base = [sys.executable, "-m", "worker.cli", *extra_args]
     children = [Child("poller", [*base, "poll"])] if poller else []
@@ -91,8 +101,13 @@ def supervise(app: App, workers: int, extra_args: list[str], *, poller: bool = T
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    log.info("newsalert run: %d feeds, %d watchlists, %d workers, config %s",
-             len(app.config().feeds), len(app.config().watchlists), workers, app.config().version)
+    log.info(
+        "newsalert run: %d feeds, %d watchlists, %d workers, config %s",
+        len(app.config().feeds),
+        len(app.config().watchlists),
+        workers,
+        app.config().version,
+    )
     code, lost_since, checked = 0, None, 0.0
     while not stopping:
         now = time.monotonic()

@@ -19,8 +19,17 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(s|m|h)\s*$")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|kB|KB|KiB|MB|MiB|GB|GiB)?\s*$")
-_SIZE_UNITS = {None: 1, "B": 1, "kB": 1000, "KB": 1000, "KiB": 1024, "MB": 1000**2,
-               "MiB": 1024**2, "GB": 1000**3, "GiB": 1024**3}
+_SIZE_UNITS = {
+    None: 1,
+    "B": 1,
+    "kB": 1000,
+    "KB": 1000,
+    "KiB": 1024,
+    "MB": 1000**2,
+    "MiB": 1024**2,
+    "GB": 1000**3,
+    "GiB": 1024**3,
+}
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 Problem = tuple[str, int, int, str]
@@ -105,8 +114,14 @@ class Checker:
         lc = getattr(node, "lc", None)
         return (int(lc.line), int(lc.col)) if lc is not None and lc.line is not None else (0, 0)
 
-    def mapping(self, path: Path, node: Any, what: str, allowed: set[str],
-                required: frozenset[str] | set[str] = frozenset()) -> Map | None:
+    def mapping(
+        self,
+        path: Path,
+        node: Any,
+        what: str,
+        allowed: set[str],
+        required: frozenset[str] | set[str] = frozenset(),
+    ) -> Map | None:
         """Check that ``node`` is a mapping with only ``allowed`` and all ``required`` keys."""
         if not isinstance(node, Map):
             self.error(path, self.pos(node), f"{what} must be a mapping")
@@ -114,7 +129,11 @@ class Checker:
         for key in node:
             if str(key) not in allowed:
                 hint = ", ".join(sorted(allowed))
-                self.error(path, self.key_pos(node, key), f"unknown key {key!r} in {what} (allowed: {hint})")
+                self.error(
+                    path,
+                    self.key_pos(node, key),
+                    f"unknown key {key!r} in {what} (allowed: {hint})",
+                )
         for key in sorted(required - {str(k) for k in node}):
             self.error(path, self.pos(node), f"{what}: missing required key {key!r}")
         return node
@@ -149,8 +168,9 @@ class Checker:
             if value is None:
                 if m.group(2) is not None:
                     return m.group(2)
-                self.error(path, self.value_pos(node, key),
-                           f"environment variable {m.group(1)} is not set")
+                self.error(
+                    path, self.value_pos(node, key), f"environment variable {m.group(1)} is not set"
+                )
                 return ""
             secrets.append(value)
             return value

@@ -11,8 +11,8 @@ scalar's quoting. The same files load in about 0.4 s.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 from ruamel.yaml import YAML
@@ -78,7 +78,7 @@ class DuplicateKey(Exception):
 
 
 def _scalar(node: ScalarNode) -> Any:
-    value, tag = node.value, node.tag
+    value, tag = node.value, node.tag or ""
     if node.style in ("'", '"', "|", ">"):
         return value
     if tag.endswith(":null"):
@@ -139,7 +139,9 @@ def load(text: str) -> Any:
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line, mark.column) if mark else (0, 0)
-        raise YamlSyntaxError(f"YAML syntax error: {exc.problem or exc.context}", line, col) from None
+        raise YamlSyntaxError(
+            f"YAML syntax error: {exc.problem or exc.context}", line, col
+        ) from None
     except DuplicateKey as exc:
         raise YamlSyntaxError(str(exc), exc.line, exc.column) from None
 
@@ -150,8 +152,11 @@ def roundtrip_load(text: str) -> tuple[Any, Callable[[Any, IO[str]], None]]:
     doc, indent, offset = load_yaml_guess_indent(text)
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
-    yaml.indent(mapping=2 if indent is None else max(indent - (offset or 0), 2),
-                sequence=indent or 4, offset=offset or 2)
+    yaml.indent(
+        mapping=2 if indent is None else max(indent - (offset or 0), 2),
+        sequence=indent or 4,
+        offset=offset or 2,
+    )
     return doc, yaml.dump
 
 

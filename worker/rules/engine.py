@@ -89,11 +89,13 @@ def triggers(node: Node) -> frozenset[int] | None:
         sets = [triggers(c) for c in node.children]
         return None if any(t is None for t in sets) else frozenset().union(*sets)  # type: ignore[arg-type]
     if isinstance(node, And):
-        sets = [t for t in map(triggers, node.children) if t is not None]
-        return min(sets, key=len) if sets else None
+        found: list[frozenset[int]] = [t for t in map(triggers, node.children) if t is not None]
+        return min(found, key=len) if found else None
     if isinstance(node, Near):
-        sets = [t for t in (triggers(node.left), triggers(node.right)) if t is not None]
-        return min(sets, key=len) if sets else None
+        sides: list[frozenset[int]] = [
+            t for t in (triggers(node.left), triggers(node.right)) if t is not None
+        ]
+        return min(sides, key=len) if sides else None
     if isinstance(node, Scope):
         return triggers(node.child)
     return None

@@ -106,7 +106,7 @@ def words(text: str) -> list[str]:
 class Field:
     """One text field of an item, normalised once; spans are computed only when asked."""
 
-    __slots__ = ("text", "canonical", "_spans", "_folded")
+    __slots__ = ("_folded", "_spans", "canonical", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -141,9 +141,46 @@ class Field:
 
 # Elements that end a line or a paragraph when text is extracted.
 _BLOCK = frozenset(
-    "address article aside blockquote br dd details div dl dt figcaption figure footer "
-    "form h1 h2 h3 h4 h5 h6 header hr li main nav ol p pre section summary table tbody "
-    "td tfoot th thead tr ul".split()
+    [
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "br",
+        "dd",
+        "details",
+        "div",
+        "dl",
+        "dt",
+        "figcaption",
+        "figure",
+        "footer",
+        "form",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "hr",
+        "li",
+        "main",
+        "nav",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "summary",
+        "table",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "tr",
+        "ul",
+    ]
 )
 _SKIP = frozenset({"script", "style", "template", "noscript", "head", "title"})
 _SPACES = re.compile(r"[^\S\n]+")
