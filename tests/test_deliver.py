@@ -224,3 +224,41 @@ def test_claim_left_by_a_dead_worker_is_sent_after_it_expires(
         uninstall()
     assert len(receiver.received) == 1
     assert sent(redis_client, p)
+
+
+@pytest.mark.parametrize("extra", ["", "  rate: 1/h\n"], ids=["direct", "outbox"])
+def test_removing_a_watchlist_cancels_its_waiting_alerts(
+    extra, tmp_path, receiver, redis_client, redis_url, caplog
+):
+    from worker.config import load_config
+
+    dests = f"hook:\n  url: json://127.0.0.1:{receiver.port}/alerts\n{extra}"
+    app = make_app(tmp_path, redis_url, dests, "[hook]")
+    first, second = payload(1, "hook"), payload(2, "hook")
+    enqueue_delivery(redis_client, first["delivery"], first)
+    enqueue_delivery(redis_client, second["delivery"], second)
+    try:
+        if extra:  # the first goes out, the second waits for the next token
+            assert run_jobs(app, wait=5) == 0
+            assert len(receiver.received) == 1
+            third = payload(3, "hook")
+            enqueue_delivery(redis_client, third["delivery"], third)
+            assert run_jobs(app, wait=5) == 0
+        (tmp_path / "config" / "watchlists" / "nk.yaml").write_text(
+            "notify: [hook]\nrules:\n  - id: other\n    all: [unrelated]\n"
+        )
+        (tmp_path / "config" / "watchlists" / "nk.yaml").rename(
+            tmp_path / "config" / "watchlists" / "other.yaml"
+        )
+        app._config = load_config(tmp_path / "config")
+        with caplog.at_level(logging.INFO, logger="newsalert"):
+            if extra:
+                from worker.outbox import flush
+
+                flush(redis_client, app.config(), "hook")
+            else:
+                assert run_jobs(app, wait=5) == 0
+    finally:
+        uninstall()
+    assert len(receiver.received) == (1 if extra else 0)
+    assert "watchlist nk was removed: alert cancelled" in caplog.text

@@ -120,6 +120,16 @@ def deliver(payload: dict[str, Any]) -> str:
     if dest is None:
         dead_letter(payload, f"destination {name} is no longer configured")
         return "dead"
+    watchlist = payload["alert"]["watchlist"]
+    if config.watchlist(watchlist) is None:
+        incr(client, "deliveries", name, "cancelled")
+        log.info(
+            "watchlist %s was removed: alert cancelled: %s",
+            watchlist,
+            payload["alert"]["item"]["title"][:80],
+            extra={"destination": name, "watchlist": watchlist},
+        )
+        return "cancelled"
     if outbox.uses_outbox(dest):
         if deliver_.was_sent(client, payload["delivery"]):
             incr(client, "deliveries", name, "duplicate")

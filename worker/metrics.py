@@ -48,7 +48,7 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "matches": ("Rule matches by watchlist and rule.", ("watchlist", "rule")),
     "deliveries": (
         "Alerts by destination and outcome: sent, failed (an attempt), dead "
-        "(dead-lettered), duplicate (suppressed), queued (held in the outbox of a "
+        "(dead-lettered), duplicate (suppressed), cancelled (its watchlist was removed), queued (held in the outbox of a "
         "destination with a rate limit, digest or quiet hours).",
         ("destination", "outcome"),
     ),

@@ -229,6 +229,25 @@ class _Flush:
         self.skip: set[str] = set()  # claimed by another worker during this flush
         self.sent = 0
 
+    def cancel_orphans(self, entries: list[Entry]) -> list[Entry]:
+        """Drop (and log) waiting alerts whose watchlist was removed from the config."""
+        live = {w.id for w in self.config.watchlists}
+        orphans = [e for e in entries if e.payload["alert"]["watchlist"] not in live]
+        if orphans:
+            with self.client.pipeline() as pipe:
+                _forget(pipe, self.dest.name, [e.delivery for e in orphans])
+                incr(pipe, "deliveries", self.dest.name, "cancelled", by=len(orphans))
+                pipe.execute()
+            for e in orphans:
+                log.info(
+                    "watchlist %s was removed: alert cancelled: %s",
+                    e.payload["alert"]["watchlist"],
+                    e.payload["alert"]["item"]["title"][:80],
+                    extra={"destination": self.dest.name},
+                )
+        gone = {e.delivery for e in orphans}
+        return [e for e in entries if e.delivery not in gone]
+
     def schedule(self, at: float, now: float) -> None:
         schedule_flush(self.client, self.dest.name, at, now)
 
@@ -238,7 +257,9 @@ class _Flush:
         # Whatever is still waiting when this flush ends gets a fresh wake-up from it.
         self.client.zrem(keys.FLUSH_DUE, name)
         for _ in range(MAX_MESSAGES_PER_FLUSH):
-            entries = [e for e in _load(self.client, name) if e.delivery not in self.skip]
+            entries = self.cancel_orphans(
+                [e for e in _load(self.client, name) if e.delivery not in self.skip]
+            )
             if not entries:
                 break
             retry_at = float(self.client.hget(keys.destination_health(name), "retry_at") or 0)
