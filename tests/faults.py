@@ -154,14 +154,15 @@ class Proc:
 
     def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
         self.log = log
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "worker.cli", *args],
-            env=env,
-            cwd=log.parent,
-            stdout=subprocess.DEVNULL,
-            stderr=log.open("a"),
-            start_new_session=True,
-        )
+        with log.open("a") as stderr:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "worker.cli", *args],
+                env=env,
+                cwd=log.parent,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                start_new_session=True,
+            )
         self.pid = self.proc.pid
 
     def text(self) -> str:

@@ -34,6 +34,13 @@ def newsalert(
     )
 
 
+def _article(which: str) -> str:
+    """Return the seed article (from ../shared) or our own fixture: title line, then body."""
+    if which == "seed":
+        return (shared_dir("seed") / "north-korean-soldier-kursk.txt").read_text()
+    return (FIXTURES / "articles" / "nk-prisoner.txt").read_text()
+
+
 def _serve_article(http_server, text: str) -> str:
     items = [
         article_item(text, "https://news.example.com/world/nk-soldier-kursk?utm_source=rss"),
@@ -68,10 +75,7 @@ def _alert_texts(receiver) -> list[str]:
 def test_story_reaches_webhook_exactly_once(
     article, tmp_path, http_server, receiver, redis_client, redis_url
 ):
-    if article == "seed":
-        text = (shared_dir("seed") / "north-korean-soldier-kursk.txt").read_text()
-    else:
-        text = (FIXTURES / "articles" / "nk-prisoner.txt").read_text()
+    text = _article(article)
     config = _webhook_config(tmp_path, _serve_article(http_server, text), receiver)
 
     first = newsalert(config, redis_url, "run", "--once", "--wait", "30")
@@ -87,10 +91,11 @@ def test_story_reaches_webhook_exactly_once(
     assert len(receiver.received) == 1, "a second run must send nothing new"
 
 
+@pytest.mark.parametrize("article", ["own", "seed"])
 def test_story_reaches_mailbox_exactly_once(
-    tmp_path, http_server, smtp_server, redis_client, redis_url
+    article, tmp_path, http_server, smtp_server, redis_client, redis_url
 ):
-    text = (FIXTURES / "articles" / "nk-prisoner.txt").read_text()
+    text = _article(article)
     feed_url = _serve_article(http_server, text)
     config = write_config(
         tmp_path / "config",

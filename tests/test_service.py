@@ -58,13 +58,14 @@ class Service:
     def __init__(self, config: Path, redis_url: str, port: int) -> None:
         self.log = config.parent / "run.log"
         env = dict(os.environ, REDIS_URL=redis_url, PORT=str(port), NEWSALERT_CONFIG=str(config))
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "worker.cli", "run", "--workers", "1"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=self.log.open("w"),
-            cwd=config.parent,
-        )
+        with self.log.open("w") as stderr:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "worker.cli", "run", "--workers", "1"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                cwd=config.parent,
+            )
         self.port = port
         self.redis_url = redis_url
 

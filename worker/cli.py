@@ -10,7 +10,7 @@ import functools
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,7 +20,7 @@ from worker import keys
 from worker.app import App, default_config_dir
 from worker.errors import ConfigError, FeedError, NewsAlertError, RedisUnavailable
 from worker.model import Item
-from worker.observe import setup_logging
+from worker.observe import progress, setup_logging
 
 RET_OK = 0
 RET_ERROR = 1  # invalid config, failing examples, failed delivery test
@@ -38,7 +38,6 @@ METRICS_PORT = click.option(
     help="Serve /metrics and /healthz on this port (default: $PORT, else none).",
 )
 F = TypeVar("F", bound=Callable[..., Any])
-T = TypeVar("T")
 
 
 def _fail(message: str, code: int) -> None:
@@ -200,17 +199,6 @@ def _load_items(app: App, source: str) -> list[Item]:
     )
     feed = next((f.id for f in app.config().feeds if f.url == source), source)
     return parse_feed(res.body, feed_id=feed, url=res.url, headers=res.headers).items
-
-
-def progress(items: Sequence[T], what: str) -> Iterator[T]:
-    """Yield ``items``, with a progress bar on stderr when it is a terminal and there are several."""
-    if len(items) < 2 or not sys.stderr.isatty():
-        yield from items
-        return
-    from rich.console import Console
-    from rich.progress import track
-
-    yield from track(items, description=what, console=Console(stderr=True), transient=True)
 
 
 def _hits(app: App, sources: tuple[str, ...]) -> Iterator[tuple[Item, Any]]:

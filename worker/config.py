@@ -200,6 +200,8 @@ def _load_feeds(ld: Checker) -> tuple[tuple[Feed, ...], bool, dict[str, float]]:
     d_deadline = ld.convert(path, defaults, "fulltext_deadline", _deadline, 10.0)
     allow_private = ld.convert(path, top, "allow_private_networks", boolean, False)
     entries = top.get("feeds")
+    if entries is None:  # "feeds:" with nothing under it yet
+        entries = Seq()
     if not isinstance(entries, Seq):
         ld.error(path, ld.value_pos(top, "feeds"), "'feeds' must be a list")
         return (), allow_private, fetch

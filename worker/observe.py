@@ -12,8 +12,10 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterable
-from typing import ClassVar
+from collections.abc import Iterable, Iterator, Sequence
+from typing import ClassVar, TypeVar
+
+T = TypeVar("T")
 
 CONTEXT = ("feed", "watchlist", "rule", "destination", "job", "reason", "path")
 
@@ -101,3 +103,14 @@ def setup_logging(level: str = "INFO", *, json_lines: bool | None = None) -> Red
 
 def redactor() -> RedactSecrets:
     return _redactor
+
+
+def progress(items: Sequence[T], what: str) -> Iterator[T]:
+    """Yield ``items``, with a progress bar on stderr when it is a terminal and there are several."""
+    if len(items) < 2 or not sys.stderr.isatty():
+        yield from items
+        return
+    from rich.console import Console
+    from rich.progress import track
+
+    yield from track(items, description=what, console=Console(stderr=True), transient=True)

@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 from worker.config import load_config
 from worker.errors import ConfigError
 from worker.identity import canonical_url
+from worker.observe import progress
 from worker.yamlfile import is_map, is_seq, new_map, new_seq, roundtrip_load
 
 __all__ = ["ImportResult", "OpmlFeed", "import_opml", "read_opml", "slugify"]
@@ -118,7 +119,7 @@ def import_opml(opml: str | os.PathLike[str], config_dir: str | os.PathLike[str]
     urls = {canonical_url(str(e.get("url", ""))) for e in entries if is_map(e)}
     ids = {str(e.get("id")) for e in entries if is_map(e)}
     result = ImportResult()
-    for feed in read_opml(Path(opml).read_bytes()):
+    for feed in progress(read_opml(Path(opml).read_bytes()), "importing"):
         if not re.match(r"^https?://[^/\s]+", feed.url, re.IGNORECASE):
             result.invalid += 1
             continue

@@ -13,6 +13,7 @@ import time
 
 from worker import keys
 from worker.app import App
+from worker.observe import progress
 from worker.queue import enqueue_delivery
 
 PAYLOAD_KEYS = ("delivery", "destination", "alert", "urgent")
@@ -25,7 +26,7 @@ def replay_dead_letters(
     client = app.redis
     cutoff = time.time() - since if since else None
     count = 0
-    for raw in client.lrange(keys.DEAD_LETTERS, 0, -1):
+    for raw in progress(client.lrange(keys.DEAD_LETTERS, 0, -1), "replaying"):
         letter = json.loads(raw)
         if destination and letter.get("destination") != destination:
             continue
