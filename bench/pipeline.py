@@ -84,7 +84,8 @@ def write_config(
     (root / "watchlists").mkdir(parents=True, exist_ok=True)
     feeds = [
         "allow_private_networks: true",
-        f"defaults: {{interval: {interval}, backfill: 1000}}",
+        # Items link to n.example.com: full text would try to fetch beyond loopback.
+        f"defaults: {{interval: {interval}, backfill: 1000, fulltext: never}}",
         "feeds:",
     ] + [f"  - {{id: {k}, url: '{v}'}}" for k, v in urls.items()]
     (root / "feeds.yaml").write_text("\n".join(feeds) + "\n")

@@ -152,7 +152,8 @@ def poll(n: int, redis_url: str, base: str) -> None:
             MeasuredPool.cpu = sum(_proc_cpu(p) for p in self.pids())
             super().close()
 
-    feeds = tuple(Feed(f"bench-{i}", f"{base}/feed/{i}.xml") for i in range(n))
+    # Items link to siteN.example.com: full text would try to fetch beyond loopback.
+    feeds = tuple(Feed(f"bench-{i}", f"{base}/feed/{i}.xml", fulltext="never") for i in range(n))
     conf = Config(
         root="",
         version="bench",

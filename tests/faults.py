@@ -27,7 +27,7 @@ __all__ = ["STORY", "FeedServer", "Receipt", "Receiver", "story_items"]  # re-ex
 
 import contextlib
 
-from worker.queue import _redis_server_binary
+from worker.queue import DURABLE_REDIS_ARGS, _redis_server_binary
 
 WATCHLIST = "notify: [hook]\nrules:\n  - id: kursk\n    all: [Kursk]\n"
 
@@ -76,14 +76,7 @@ class RedisServer:
             "127.0.0.1",
             "--dir",
             str(self.root),
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "everysec",
-            "--save",
-            "",
-            "--maxmemory-policy",
-            "noeviction",
+            *DURABLE_REDIS_ARGS,
             "--logfile",
             str(self.root / "redis.log"),
         ]
@@ -223,7 +216,8 @@ def newsalert_env(config: Path, redis_url: str | None, **extra: str) -> dict[str
 def feeds_config(urls: dict[str, str], interval: str = "1s", backfill: int = 0) -> str:
     lines = [
         "allow_private_networks: true",
-        f"defaults: {{interval: {interval}, backfill: {backfill}}}",
+        # Items link to n.example.com: full text would try to fetch beyond loopback.
+        f"defaults: {{interval: {interval}, backfill: {backfill}, fulltext: never}}",
         "feeds:",
     ]
     for fid, url in urls.items():

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from worker.config import Feed
+
 
 @dataclass
 class Answer:
@@ -78,3 +80,9 @@ class FeedServer:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def local_feed(*args: Any, **kwargs: Any) -> Feed:
+    """Return a ``Feed`` that never fetches articles (test items link off loopback)."""
+    kwargs.setdefault("fulltext", "never")
+    return Feed(*args, **kwargs)

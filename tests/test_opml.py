@@ -25,6 +25,7 @@ FEEDS_YAML = """\
 defaults:
   interval: 5m      # polled every five minutes
   backfill: 0
+  fulltext: never   # test items link off loopback
 allow_private_networks: true
 feeds:
   # the first feed

