@@ -187,7 +187,16 @@ def test_kill_whole_group_and_embedded_redis_mid_burst(tmp_path: Path, n: int) -
                 step=0.5,
             )
         except AssertionError:
-            print("missing:", sorted(stories("w", n) - set(rig.receiver.stories())))
+            missing = stories("w", n) - set(rig.receiver.stories())
+            print("missing:", sorted(missing))
+            # Whether they reached the receiver at all (from a sender that was killed?).
+            print(
+                [
+                    (r.at, sorted(r.stories & missing), r.committed)
+                    for r in rig.receiver.receipts
+                    if r.stories & missing
+                ]
+            )
             print(
                 {
                     k.decode(): client.zcard(k) if client.type(k) == b"zset" else client.llen(k)
