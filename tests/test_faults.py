@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 import redis
 from faults import Rig, alive, story_items, tally, wait_for
+from rq import Worker
 
 from worker import keys
-from worker.queue import HEARTBEAT_TTL, EmbeddedRedis
+from worker.queue import HEARTBEAT_TTL, EmbeddedRedis, queue
 
 #: The promise: a job abandoned by a killed worker runs again within this long.
 PICKUP_LIMIT = 60.0
@@ -84,6 +85,35 @@ def test_worker_killed_mid_match_batch_job_reruns_within_a_minute(rig: Rig) -> N
     assert picked <= PICKUP_LIMIT, f"abandoned job re-run only after {picked:.0f}s"
 
 
+def test_job_taken_by_a_worker_killed_before_starting_it_runs_again(rig: Rig) -> None:
+    # What a worker killed between taking a job off its queue and marking it started
+    # leaves behind (the window RQ's BLPOP had, and RQ's LMOVE covers): the job is in
+    # the queue's intermediate list only. Taken by hand here, so the window is hit every time.
+    n = 5
+    rig.feeds.publish("w", story_items("w", n))
+    rig.configure(["w"], backfill=n)
+    client = rig.redis.client()
+    poller = rig.spawn("poll", log="poll.log")
+    match = queue(client, keys.MATCH_QUEUE)
+    wait_for(lambda: match.count >= 1, 60, "the match job to be queued")
+    poller.kill()
+    taken = client.lmove(match.key, match.intermediate_queue_key)
+    assert taken and match.count == 0
+    started = time.monotonic()
+    rig.spawn("work", log="work.log")
+    took = wait_for(lambda: len(rig.receiver.stories()) >= n, 150, "every alert", step=0.5)
+    print(f"the taken job ran {took:.0f}s after a worker started")
+    time.sleep(2)
+    t = tally("worker killed between taking a job and starting it", stories("w", n), rig.receiver)
+    assert (t.lost, t.duplicated) == (0, 0), t
+    assert client.llen(match.intermediate_queue_key) == 0
+    assert time.monotonic() - started < 150
+    # Each RQ worker of the process listens on one queue, so RQ takes jobs with LMOVE
+    # (with two queues it pops with BLPOP and a killed worker's job is in no list at all).
+    listens = sorted(w.queue_names() for w in Worker.all(connection=client))
+    assert listens == sorted([q] for q in keys.QUEUES), listens
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("victim", ["worker", "parent", "both"])
 def test_kill_during_delivery(rig: Rig, victim: str) -> None:
@@ -145,13 +175,10 @@ def _snapshot(client: redis.Redis) -> dict[str, object]:
     }
 
 
-# Both sizes run only with -m slow for now: a kill -9 between a worker's BLPOP and the
-# job's start strands that job (known open bug, issue #8 note: workers listen on two
-# queues, so RQ's intermediate-queue recovery is off). It failed 1 in ~4 CI runs.
 @pytest.mark.parametrize(
     "n",
     [
-        pytest.param(300, id="short", marks=pytest.mark.slow),
+        pytest.param(300, id="short"),
         pytest.param(1000, id="long", marks=pytest.mark.slow),
     ],
 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -52,6 +53,7 @@ class App:
         self._rejected: list[str] = []
         self._warned = os.environ.get("NEWSALERT_CHILD") == "1"  # the parent already warned
         self._checked = time.monotonic()
+        self._reloading = threading.Lock()
 
     # -- config -----------------------------------------------------------
     def config(self) -> Config:
@@ -84,10 +86,14 @@ class App:
     def maybe_reload(self) -> bool:
         """``reload`` at most once every ``RELOAD_EVERY`` seconds."""
         now = time.monotonic()
-        if now - self._checked < RELOAD_EVERY:
+        # A worker process runs one thread per queue: one of them reloads, the others go on.
+        if now - self._checked < RELOAD_EVERY or not self._reloading.acquire(blocking=False):
             return False
-        self._checked = now
-        return self.reload()
+        try:
+            self._checked = now
+            return self.reload()
+        finally:
+            self._reloading.release()
 
     def _count_reload_error(self) -> None:
         with contextlib.suppress(redis.RedisError, NewsAlertError):  # the log line says it

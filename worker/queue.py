@@ -20,8 +20,10 @@ import logging
 import math
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -32,8 +34,11 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry as RedisRetry
 from rq import Queue, Retry, SimpleWorker
+from rq.exceptions import StopRequested
 from rq.job import Job, JobStatus
+from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
+from rq.timeouts import TimerDeathPenalty
 
 from worker import keys
 from worker.errors import RedisUnavailable
@@ -50,6 +55,8 @@ MATCH_RETRY_INTERVALS = (5, 30, 120)
 #: another worker re-runs it within HEARTBEAT_TTL + the 15 s maintenance interval.
 JOB_TIMEOUT = 30
 HEARTBEAT_TTL = JOB_TIMEOUT + 10
+#: Seconds an idle worker takes to notice a stop request.
+STOP_LATENCY = 2
 
 
 def connect(url: str, ssl_cert_reqs: str | None = None) -> redis.Redis:
@@ -325,26 +332,80 @@ def retries_left() -> int:
     return int(job.retries_left or 0) if job is not None else 0
 
 
-class NewsWorker(SimpleWorker):
-    """An in-process RQ worker that reports heartbeats and runs a hook before each job."""
+class ThreadScheduler(RQScheduler):
+    """RQ's scheduler (retries, ``enqueue_at``) as a thread of a worker process.
 
+    RQ forks it as a process of its own, a copy of the worker (~60 MB RSS);
+    a thread that wakes once a second to move due jobs onto their queues
+    costs nothing. The process's main thread handles signals.
+    """
+
+    def start(self) -> Any:
+        self._status = self.Status.STARTED
+        thread = threading.Thread(target=self.work, name="rq-scheduler", daemon=True)
+        self._process = thread  # type: ignore[assignment]  # RQ asks it only is_alive()
+        thread.start()
+        return thread
+
+    def _install_signal_handlers(self) -> None:
+        pass
+
+    def keep_running(self) -> None:
+        """Start (or restart after a Redis outage) unless another process holds the lock."""
+        if self._process is None or not self._process.is_alive():
+            self.acquire_locks(auto_start=True)
+
+    def stop_thread(self) -> None:
+        self.request_stop(signal.SIGTERM, None)
+        if self._process is not None:
+            self._process.join(timeout=5)
+
+
+class NewsWorker(SimpleWorker):
+    """An in-process RQ worker for one queue, run in a thread of ``work_forever``.
+
+    One queue per worker, because only then does RQ move a job with LMOVE into
+    an intermediate list until it is marked started: with two queues it pops
+    with BLPOP, and a worker killed between the pop and the start left that
+    job in no list, never to run (the fault suite caught it). RQ re-queues a
+    job left in the intermediate list about a minute later. The process runs
+    one thread per queue, so one process still serves both queues.
+    """
+
+    #: Job time limits by a timer thread: signals reach only the main thread.
+    death_penalty_class = TimerDeathPenalty
     before_job: Callable[[], object] | None = None
+
+    def _install_signal_handlers(self) -> None:
+        pass  # the process's main thread handles SIGTERM and calls ``stop``
+
+    def request_stop(self, signum: Any = None, frame: Any = None) -> None:
+        self.stop()  # RQ's own would install signal handlers, which a thread cannot
+
+    def stop(self) -> None:
+        """Stop at the top of the work loop: after the job in hand, or within
+        ``STOP_LATENCY`` when idle (never between taking a job and starting it)."""
+        self._stop_requested = True
+        self._shutdown_requested_date = datetime.now(UTC)
+        self.set_shutdown_requested_date()
+
+    def dequeue_job_and_maintain_ttl(
+        self, timeout: int | None, max_idle_time: int | None = None
+    ) -> tuple[Job, Queue] | None:
+        if timeout is None:  # burst: one non-blocking look
+            return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        # RQ's own loop waits for a job until one comes; wait in slices so that an idle
+        # worker sees a stop request within STOP_LATENCY seconds.
+        while not self._stop_requested:
+            found = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time=STOP_LATENCY)
+            if found is not None:
+                return found
+        raise StopRequested
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> Any:
         result = super().heartbeat(timeout, pipeline)
         heartbeat(self.connection, "worker", self.name)
         return result
-
-    def _shutdown(self) -> None:
-        # RQ raises StopRequested at once when the worker looks idle, and a SIGTERM can land
-        # between popping a job off a queue (BLPOP: we listen on two queues, so RQ's
-        # intermediate-queue safety net is off) and marking it started: that job is then
-        # in no list and never runs (the fault suite caught one). Stop at the top of the
-        # loop instead: after the job in hand, or within the dequeue timeout when idle.
-        self._stop_requested = True
-        self.set_shutdown_requested_date()
-        if self.scheduler:
-            self.stop_scheduler()
 
     def get_heartbeat_ttl(self, job: Job, working_time: float | None = None) -> int:
         # RQ adds a fixed 60 s; ours keeps a killed worker's job stuck for under a minute.
@@ -365,7 +426,7 @@ class NewsWorker(SimpleWorker):
             try:
                 self.tick()
             except Exception:  # a failed tick must not stop the worker; the next one retries
-                log.exception("periodic outbox flush failed")
+                log.exception("periodic maintenance failed")
 
 
 def make_worker(
@@ -392,6 +453,16 @@ def make_worker(
     )
     worker.before_job = before_job
     return worker
+
+
+def make_scheduler(client: redis.Redis, queues: Sequence[str]) -> ThreadScheduler:
+    """Return the scheduler for ``queues`` (started by ``keep_running``)."""
+    return ThreadScheduler(
+        [queue(client, q) for q in queues],
+        connection=client,
+        logging_level="WARNING",
+        serializer=JSONSerializer,
+    )
 
 
 def depths(client: redis.Redis) -> dict[str, dict[str, int]]:

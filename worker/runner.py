@@ -12,13 +12,14 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 
 from worker import keys
 from worker.app import RELOAD_EVERY, App, install
 from worker.outbox import flush_due
 from worker.poller import Poller, PollOutcome, summarise_first_polls
-from worker.queue import depths, make_worker, pending
+from worker.queue import depths, make_scheduler, make_worker, pending
 
 log = logging.getLogger("newsalert.run")
 
@@ -29,8 +30,7 @@ def die_with_parent() -> None:
     """Get SIGTERM when the parent process dies (Linux; elsewhere a no-op).
 
     Children of ``newsalert run`` whose supervisor was SIGKILLed would otherwise
-    run on unsupervised forever, beside the children of the next ``run``; RQ's
-    scheduler (a fork of a worker) would outlive a killed worker the same way.
+    run on unsupervised forever, beside the children of the next ``run``.
     SIGTERM lets them finish the job in hand and exit.
     """
     if not sys.platform.startswith("linux"):
@@ -131,16 +131,55 @@ def poll_forever(app: App) -> None:
 
 
 def work_forever(app: App, burst: bool = False, queues: tuple[str, ...] = keys.QUEUES) -> None:
-    """Run an RQ worker over our queues until SIGTERM (RQ finishes the current job first)."""
+    """Run one RQ worker thread per queue until SIGTERM (each finishes its job in hand).
+
+    ``--burst`` runs one worker over all the queues in this thread until they are empty.
+    """
     if _supervised():
         die_with_parent()
-    # RQ's scheduler is forked from this worker: make it stop when the worker dies.
-    os.register_at_fork(after_in_child=die_with_parent)
     install(app)
     app.engine()  # compile before taking the first job
-    worker = make_worker(app.redis, queues, before_job=app.maybe_reload)
-    worker.tick = lambda: flush_due(app.redis, app.config())
+    if burst:
+        make_worker(app.redis, queues).work(
+            burst=True, with_scheduler=True, logging_level="WARNING"
+        )
+        return
+    scheduler = make_scheduler(app.redis, queues)
+    workers = [make_worker(app.redis, [q], before_job=app.maybe_reload) for q in queues]
+
+    def tick() -> None:
+        scheduler.keep_running()
+        flush_due(app.redis, app.config())
+
+    for worker in workers:
+        worker.tick = tick
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if stopping.is_set():  # a second signal: stop now; a job in hand is re-run elsewhere
+            os._exit(128 + signum)
+        stopping.set()
+        for worker in workers:
+            worker.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    threads = [
+        threading.Thread(
+            target=w.work, kwargs={"logging_level": "WARNING"}, name=f"worker-{w.queue_names()[0]}"
+        )
+        for w in workers
+    ]
+    for thread in threads:
+        thread.start()
+    scheduler.keep_running()
     log.info(
-        "worker %s started on %s, config %s", worker.name, ", ".join(queues), app.config().version
+        "worker %s started on %s, config %s", os.getpid(), ", ".join(queues), app.config().version
     )
-    worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
+    while any(t.is_alive() for t in threads):
+        for thread in threads:
+            thread.join(timeout=1.0)  # a timed join lets the signal handler run
+        if not stopping.is_set() and not all(t.is_alive() for t in threads):
+            log.error("a worker thread stopped unexpectedly; stopping the process to be restarted")
+            on_signal(signal.SIGTERM, None)
+    scheduler.stop_thread()
