@@ -216,3 +216,25 @@ def test_sigterm_during_a_burst_loses_and_repeats_nothing(
     ]
     assert len(set(links)) == n, f"lost {n - len(set(links))}"
     assert len(links) == n, f"duplicated {len(links) - len(set(links))}"
+
+
+def test_run_refuses_to_start_on_an_invalid_config(tmp_path, redis_url):
+    config = write_config(
+        tmp_path / "config",
+        feeds=feeds_yaml({"world": "http://127.0.0.1:9/feed.xml"}),
+        destinations="hook:\n  url: json://127.0.0.1:9/alerts\n",
+        watchlists={"kursk": "notify: [hook]\nrules:\n  - id: r\n    alll: [Kursk]\n"},
+    )
+    env = dict(os.environ, REDIS_URL=redis_url, NEWSALERT_CONFIG=str(config))
+    env.pop("PORT", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "worker.cli", "run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "kursk.yaml:4:" in done.stderr and "alll" in done.stderr, done.stderr
+    assert "poller" not in done.stderr  # no child was started

@@ -4,6 +4,9 @@
 changed ``config/`` (compared by content hash) and, when the new files are
 invalid, logs every ``path:line: message`` and keeps the old config live,
 so a bad edit never takes a running process down.
+
+The config and rule modules are imported on first use: ``run``'s supervisor
+never loads a config (its children do), and so stays small.
 """
 
 from __future__ import annotations
@@ -14,15 +17,18 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import redis
 
 from worker import keys
-from worker.config import Config, config_version, load_config
 from worker.errors import ConfigError, NewsAlertError
 from worker.metrics import incr
 from worker.queue import EmbeddedRedis, connect, persistence_warnings, ping
-from worker.rules import Engine
+
+if TYPE_CHECKING:
+    from worker.config import Config
+    from worker.rules import Engine
 
 log = logging.getLogger("newsalert.app")
 
@@ -59,11 +65,15 @@ class App:
     def config(self) -> Config:
         """Return the live config, loading it on first use (raises ``ConfigError``)."""
         if self._config is None:
+            from worker.config import load_config
+
             self._config = load_config(self.config_dir)
         return self._config
 
     def reload(self) -> bool:
         """Switch to a changed config if it is valid; return whether the version changed."""
+        from worker.config import config_version, load_config
+
         current = self.config()
         try:
             if config_version(self.config_dir) == current.version:
@@ -101,6 +111,8 @@ class App:
 
     def engine(self) -> Engine:
         """Return the rule engine compiled for the live config (compiled once per version)."""
+        from worker.rules import Engine
+
         config = self.config()
         if self._engine is None or self._engine[0] != config.version:
             self._engine = (config.version, Engine(config.rule_specs()))

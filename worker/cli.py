@@ -98,7 +98,12 @@ def _app(ctx: click.Context) -> App:
 @click.option(
     "--wait", default=60.0, show_default=True, help="With --once: seconds to wait for deliveries."
 )
-@click.option("--workers", default=2, show_default=True, help="Worker processes to run.")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    help="Worker processes (each runs one thread per queue; matching uses one core each).",
+)
 @METRICS_PORT
 @click.pass_context
 @handled
@@ -109,10 +114,10 @@ def run(
     from worker.runner import run_once
     from worker.supervisor import supervise
 
-    app = _app(ctx)
     if once:
-        left = run_once(app, wait)
+        left = run_once(_app(ctx), wait)
         sys.exit(RET_PENDING if left else RET_OK)
+    app: App = ctx.obj  # the children load the config; the supervisor stays small
     extra = ["--config", str(app.config_dir)]
     sys.exit(supervise(app, workers, extra, metrics_port=metrics_port))
 
@@ -153,11 +158,12 @@ def work(
     from worker.runner import serve_metrics, work_forever
     from worker.supervisor import supervise
 
-    app = _app(ctx)
     names = tuple(q for q in queues.split(",") if q)
     if workers > 1 and not burst:
+        app: App = ctx.obj
         extra = ["--config", str(app.config_dir)]
         sys.exit(supervise(app, workers, extra, poller=False, metrics_port=metrics_port))
+    app = _app(ctx)
     serve_metrics(app, metrics_port, ("worker",))
     work_forever(app, burst=burst, queues=names)
 

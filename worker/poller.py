@@ -68,7 +68,7 @@ from worker.errors import FeedError
 from worker.fetch import Fetcher, FetchLimits, FetchResult
 from worker.metrics import heartbeat, incr
 from worker.model import Item
-from worker.parsing import ParsePool
+from worker.parsing import ParsePool, pool_size
 from worker.queue import enqueue_match
 
 log = logging.getLogger("newsalert.poller")
@@ -151,7 +151,9 @@ class Poller:
         self.batch_size = batch_size
         self.clock = clock
         self.lease_ttl = lease_ttl
-        self.pool = ParsePool(parse_workers)
+        self.pool = ParsePool(
+            pool_size(len(config.feeds)) if parse_workers is None else parse_workers
+        )
         self.parses = 0  # full parses done by this poller (tests, benchmarks)
         self.token = secrets.token_hex(8)
         self._first_polls: list[PollOutcome] = []

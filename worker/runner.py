@@ -1,6 +1,9 @@
 """The long-running modes: poller, worker, ``run --once`` and the ``run`` process tree.
 
-``run`` itself (the process tree) is in ``worker.supervisor``.
+``run`` itself (the process tree) is in ``worker.supervisor``. Each mode imports
+its side's libraries when it starts, so a poller never loads apprise and a
+worker never loads aiohttp or feedparser: ``run``'s idle memory is the sum of
+its processes' (README "Benchmarks").
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ import signal
 import sys
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from worker import keys
 from worker.app import RELOAD_EVERY, App, install
-from worker.outbox import flush_due
-from worker.poller import Poller, PollOutcome, summarise_first_polls
 from worker.queue import depths, make_scheduler, make_worker, pending
+
+if TYPE_CHECKING:
+    from worker.poller import PollOutcome
 
 log = logging.getLogger("newsalert.run")
 
@@ -52,19 +57,26 @@ def serve_metrics(app: App, port: int | None, roles: tuple[str, ...]) -> None:
     """Serve /metrics and /healthz on ``port`` (nothing when it is None)."""
     if port is None:
         return
-    from worker.metrics import RedisCollector, serve
+    from worker.exporter import RedisCollector, serve
 
     client = app.redis
     serve(
         client,
         port,
-        RedisCollector(client, lambda: depths(client), lambda: app.config().version),
+        # The live version as the processes publish it: this one may not load the config.
+        RedisCollector(
+            client,
+            lambda: depths(client),
+            lambda: (client.get(keys.CONFIG_VERSION) or b"none").decode(),
+        ),
         roles,
     )
 
 
 def poll_once(app: App) -> list[PollOutcome]:
     """Poll every feed once and queue what is new."""
+    from worker.poller import Poller, summarise_first_polls
+
     outcomes = asyncio.run(Poller(app.redis, app.config()).poll_all())
     summarise_first_polls(outcomes)
     failed = [o for o in outcomes if o.error]
@@ -79,6 +91,8 @@ def poll_once(app: App) -> list[PollOutcome]:
 
 def drain(app: App, wait: float) -> int:
     """Run jobs in this process until none is pending or ``wait`` seconds pass; return what is left."""
+    from worker.outbox import flush_due
+
     install(app)
     worker = make_worker(app.redis)
     deadline = time.monotonic() + wait
@@ -103,6 +117,7 @@ def run_once(app: App, wait: float) -> int:
 
 def poll_forever(app: App) -> None:
     """Poll due feeds until SIGTERM/SIGINT, picking up config changes."""
+    from worker.poller import Poller
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -135,6 +150,8 @@ def work_forever(app: App, burst: bool = False, queues: tuple[str, ...] = keys.Q
 
     ``--burst`` runs one worker over all the queues in this thread until they are empty.
     """
+    from worker.outbox import flush_due
+
     if _supervised():
         die_with_parent()
     install(app)

@@ -8,8 +8,11 @@ children, which finish what they are doing; the supervisor waits up to
 ``SHUTDOWN_GRACE`` seconds (a dyno gets 30) before it kills what is left,
 and stops an embedded Redis last.
 
-It exits non-zero only when it cannot go on: Redis unreachable for longer
-than ``NEWSALERT_REDIS_GRACE`` seconds (default 300).
+It first runs ``newsalert check`` as a child and does not start on a config
+that fails it (what a reload would refuse); the supervisor itself never loads
+the config, so it stays small. Otherwise it exits non-zero only when it
+cannot go on: Redis unreachable for longer than ``NEWSALERT_REDIS_GRACE``
+seconds (default 300).
 """
 
 from __future__ import annotations
@@ -80,6 +83,12 @@ def supervise(
     metrics_port: int | None = None,
 ) -> int:
     """Run the poller and workers as child processes until SIGTERM; return the exit code."""
+    base = [sys.executable, "-m", "worker.cli", *extra_args]
+    # Refuse to start on a config that a reload would refuse. `check` runs in a child that
+    # prints any path:line errors and exits: this process never loads config or rules.
+    verdict = subprocess.run([*base, "check"], stdout=subprocess.DEVNULL, check=False)
+    if verdict.returncode:
+        return verdict.returncode
     _ = app.redis  # start the embedded Redis, if any, before the children need it
     env = dict(
         os.environ,
@@ -88,7 +97,6 @@ def supervise(
         NEWSALERT_CHILD="1",
     )
     env.pop("PORT", None)  # only this process serves metrics
-    base = [sys.executable, "-m", "worker.cli", *extra_args]
     children = [Child("poller", [*base, "poll"])] if poller else []
     children += [Child(f"worker-{i + 1}", [*base, "work"]) for i in range(workers)]
     serve_metrics(app, metrics_port, ("poller", "worker") if poller else ("worker",))
@@ -101,13 +109,7 @@ def supervise(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    log.info(
-        "newsalert run: %d feeds, %d watchlists, %d workers, config %s",
-        len(app.config().feeds),
-        len(app.config().watchlists),
-        workers,
-        app.config().version,
-    )
+    log.info("newsalert run: %d children (%s)", len(children), ", ".join(c.name for c in children))
     code, lost_since, checked = 0, None, 0.0
     while not stopping:
         now = time.monotonic()
