@@ -1,6 +1,6 @@
 """End-to-end benchmark: the real ``newsalert run`` on loopback against the naive design.
 
-    python bench/pipeline.py [--feeds 500] [--items 30] [--rules 1000] [--baseline-items 600]
+    python bench/pipeline.py [--feeds 500] [--items 30] [--rules 1000] [--workers 1]
 
 newsalert: ``--feeds`` feeds × ``--items`` items (backfilled, so every item is
 matched), ``--rules`` rules in 50 watchlists, about 2 % of items matching, all
@@ -9,8 +9,8 @@ measure latency from "first served by the feed server" (and from "published")
 to "alert received", then idle memory.
 
 Baseline, the design a user writes first: fetch each feed with feedparser, one
-RQ job per item (plain ``rq`` SimpleWorker processes, as many as newsalert's
-workers), every rule a loop of ``\\b`` regexes, delivery through apprise.
+RQ job per item (plain ``rq`` SimpleWorker processes, one per core by default,
+``--baseline-workers``), every rule a loop of ``\\b`` regexes, delivery through apprise.
 
 Prints one JSON line. Uses only 127.0.0.1 and a redis-server of its own.
 """
@@ -38,6 +38,7 @@ sys.path[:0] = [str(HERE.parent / "tests"), str(HERE.parent)]
 import redis
 from faults import FeedServer, Receiver, descendants, wait_for
 
+from worker.parsing import IDLE_CLOSE
 from worker.queue import EmbeddedRedis
 
 WATCHLISTS = 50
@@ -232,7 +233,8 @@ def main() -> None:
     ap.add_argument("--feeds", type=int, default=500)
     ap.add_argument("--items", type=int, default=30)
     ap.add_argument("--rules", type=int, default=1000)
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=1, help="newsalert worker processes")
+    ap.add_argument("--baseline-workers", type=int, default=2, help="RQ workers: one per core")
     ap.add_argument("--interval", default="10s", help="feed interval for the latency phase")
     ap.add_argument("--baseline-items", type=int, default=600)
     ap.add_argument("--seed", type=int, default=8)
@@ -344,7 +346,8 @@ def main() -> None:
             for p in pids
             if status(p, "VmHWM")
         }
-        time.sleep(20)  # idle: every feed polled again (304s), nothing to match
+        # Idle: every feed polled again (304s), nothing to match, parse workers stopped.
+        time.sleep(IDLE_CLOSE + 15)
         tree = [run.pid, *descendants(run.pid)]
         rss = sum(status(p, "VmRSS") for p in tree)
         out["idle_rss_mb"] = {
@@ -364,7 +367,7 @@ def main() -> None:
         [urls[f"f{i}"] for i in range(n_feeds)],
         tmp / "rules.json",
         receiver.url,
-        args.workers,
+        args.baseline_workers,
         limit=300,
     )
     out["baseline"] = base

@@ -351,9 +351,14 @@ class ThreadScheduler(RQScheduler):
         pass
 
     def keep_running(self) -> None:
-        """Start (or restart after a Redis outage) unless another process holds the lock."""
+        """Start (or restart after a Redis outage) unless another process holds the lock.
+
+        Call it from one thread only: two scheduler threads of one process hold the
+        same lock, and both would move a due job to its queue.
+        """
         if self._process is None or not self._process.is_alive():
-            self.acquire_locks(auto_start=True)
+            with contextlib.suppress(redis.RedisError):  # Redis away: the next call tries again
+                self.acquire_locks(auto_start=True)
 
     def stop_thread(self) -> None:
         self.request_stop(signal.SIGTERM, None)

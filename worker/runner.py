@@ -164,12 +164,8 @@ def work_forever(app: App, burst: bool = False, queues: tuple[str, ...] = keys.Q
     scheduler = make_scheduler(app.redis, queues)
     workers = [make_worker(app.redis, [q], before_job=app.maybe_reload) for q in queues]
 
-    def tick() -> None:
-        scheduler.keep_running()
-        flush_due(app.redis, app.config())
-
     for worker in workers:
-        worker.tick = tick
+        worker.tick = lambda: flush_due(app.redis, app.config())
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -189,11 +185,14 @@ def work_forever(app: App, burst: bool = False, queues: tuple[str, ...] = keys.Q
     ]
     for thread in threads:
         thread.start()
-    scheduler.keep_running()
     log.info(
         "worker %s started on %s, config %s", os.getpid(), ", ".join(queues), app.config().version
     )
     while any(t.is_alive() for t in threads):
+        if not stopping.is_set():
+            # Only this thread starts the scheduler: two scheduler threads in one process
+            # would both move a due job to its queue, and it would run twice.
+            scheduler.keep_running()
         for thread in threads:
             thread.join(timeout=1.0)  # a timed join lets the signal handler run
         if not stopping.is_set() and not all(t.is_alive() for t in threads):
