@@ -50,8 +50,8 @@ from worker.article import Articles, extract_text
 from worker.config import Config, Feed
 from worker.fetch import Fetcher
 from worker.model import Item
-from worker.queue import EmbeddedRedis, connect
 from worker.rules import html_to_text
+from worker.store import EmbeddedRedis, connect
 
 WORDS = [
     "the",

@@ -39,7 +39,7 @@ import redis
 from faults import FeedServer, Receiver, descendants, wait_for
 
 from worker.parsing import IDLE_CLOSE
-from worker.queue import EmbeddedRedis
+from worker.store import EmbeddedRedis
 
 WATCHLISTS = 50
 HIT_RATE = 0.02

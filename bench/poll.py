@@ -142,7 +142,7 @@ def poll(n: int, redis_url: str, base: str) -> None:
     from worker.fetch import FetchLimits
     from worker.parsing import ParsePool
     from worker.poller import Poller
-    from worker.queue import connect
+    from worker.store import connect
 
     class MeasuredPool(ParsePool):
         cpu = 0.0
@@ -334,7 +334,7 @@ def main() -> None:
         return serve(args.serve)
     if args.poll:
         return poll(args.poll, args.redis, args.base)
-    from worker.queue import EmbeddedRedis, connect
+    from worker.store import EmbeddedRedis, connect
 
     with tempfile.TemporaryDirectory() as tmp:
         port_file = Path(tmp) / "port"

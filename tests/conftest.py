@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import redis
 
-from worker.queue import EmbeddedRedis, connect
+from worker.store import EmbeddedRedis, connect
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,7 @@ __all__ = ["STORY", "FeedServer", "Receipt", "Receiver", "story_items"]  # re-ex
 
 import contextlib
 
-from worker.queue import DURABLE_REDIS_ARGS, _redis_server_binary
+from worker.store import DURABLE_REDIS_ARGS, redis_server_binary
 
 WATCHLIST = "notify: [hook]\nrules:\n  - id: kursk\n    all: [Kursk]\n"
 
@@ -69,7 +69,7 @@ class RedisServer:
     def start(self) -> None:
         # The settings README asks of an external Redis: AOF, fsync every second, no eviction.
         args = [
-            _redis_server_binary(),
+            redis_server_binary(),
             "--port",
             str(self.port),
             "--bind",

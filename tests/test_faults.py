@@ -20,7 +20,8 @@ from faults import Rig, alive, story_items, tally, wait_for
 from rq import Worker
 
 from worker import keys
-from worker.queue import HEARTBEAT_TTL, EmbeddedRedis, queue
+from worker.queue import HEARTBEAT_TTL, queue
+from worker.store import EmbeddedRedis
 
 #: The promise: a job abandoned by a killed worker runs again within this long.
 PICKUP_LIMIT = 60.0
@@ -202,10 +203,16 @@ def test_kill_whole_group_and_embedded_redis_mid_burst(tmp_path: Path, n: int) -
         after = _snapshot(client)
         assert after == before, "state lost in the crash"
         embedded.stop()
-        claimed = [k for k, v in before["ledger"].items() if v and v.startswith(b"claim:")]  # type: ignore[union-attr]
+        ledger: dict[bytes, bytes] = before["ledger"]  # type: ignore[assignment]
+        claimed = [k for k, v in ledger.items() if v and v.startswith(b"claim:")]
+        # The at-least-once window (README "Delivery guarantees"): a delivery that the
+        # destination accepted from a sender killed before it could record `sent` keeps
+        # its claim, and is sent again once the claim expires. These are those.
+        received_at_kill = set(rig.receiver.stories())
+        window = len(received_at_kill) - sum(1 for v in ledger.values() if v == b"sent")
         print(
-            f"at the kill: {len(before['ledger'])} ledger entries, {len(claimed)} claims held, "  # type: ignore[arg-type]
-            f"{len(rig.receiver.stories())} alerts delivered"
+            f"at the kill: {len(ledger)} ledger entries, {len(claimed)} claims held, "
+            f"{len(received_at_kill)} alerts delivered, {window} of them not yet recorded as sent"
         )
         rig.spawn("run", "--workers", "2", log="run2.log", NEWSALERT_VAR=str(var))
         restarted = time.monotonic()
@@ -242,7 +249,10 @@ def test_kill_whole_group_and_embedded_redis_mid_burst(tmp_path: Path, n: int) -
         print(f"recovered {time.monotonic() - restarted:.0f}s after the restart")
         time.sleep(3)
         t = tally(f"kill -9 group + embedded Redis ({n})", stories("w", n), rig.receiver)
-        assert t.duplicated == 0, t
+        got = rig.receiver.stories()
+        repeated = {s for s in got if got.count(s) > 1}
+        # Only a delivery caught in the window may repeat, and at most once.
+        assert repeated <= received_at_kill and t.duplicated <= max(window, 0), (t, repeated)
         assert t.lost <= (0 if n > 300 else len(claimed)), t
     finally:
         for proc in rig.procs:

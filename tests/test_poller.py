@@ -236,7 +236,7 @@ def test_redirects_and_410_through_the_poller(server, redis_client):
 
 def _run_pollers(redis_url: str, conf: Config, n: int, seconds: float) -> None:
     """Run ``n`` pollers, each in its own thread, event loop and Redis connection."""
-    from worker.queue import connect
+    from worker.store import connect
 
     def one() -> None:
         async def main() -> None:
@@ -271,7 +271,7 @@ CRASHING_POLLER = textwrap.dedent("""
     import asyncio, json, sys
     from worker.config import Config, Feed
     from worker.poller import Poller
-    from worker.queue import connect
+    from worker.store import connect
     url, feed_url = sys.argv[1], sys.argv[2]
     conf = Config(root="", version="t", feeds=(Feed("slow", feed_url, fulltext="never"),), watchlists=(),
                   destinations={}, allow_private_networks=True)

@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from worker.queue import connect
 from worker.ratelimit import take
+from worker.store import connect
 
 
 @pytest.mark.parametrize(("rate", "steps"), [

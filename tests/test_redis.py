@@ -10,7 +10,7 @@ import time
 import redis
 from configs import NK_WATCHLIST, feeds_yaml, write_config
 
-from worker.queue import EmbeddedRedis, _redis_server_binary
+from worker.store import EmbeddedRedis, redis_server_binary
 
 
 def test_embedded_redis_is_durable_and_reused(tmp_path):
@@ -45,7 +45,7 @@ def test_external_redis_that_can_lose_alerts_is_named_at_start(tmp_path):
     sock = tmp_path / "r.sock"
     server = subprocess.Popen(
         [
-            _redis_server_binary(),
+            redis_server_binary(),
             "--port",
             "0",
             "--unixsocket",

@@ -24,7 +24,7 @@ import redis
 from worker import keys
 from worker.errors import ConfigError, NewsAlertError
 from worker.metrics import incr
-from worker.queue import EmbeddedRedis, connect, persistence_warnings, ping
+from worker.store import EmbeddedRedis, connect, persistence_warnings, ping
 
 if TYPE_CHECKING:
     from worker.config import Config
