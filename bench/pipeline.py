@@ -38,7 +38,7 @@ sys.path[:0] = [str(HERE.parent / "tests"), str(HERE.parent)]
 import redis
 from faults import FeedServer, Receiver, descendants, wait_for
 
-from worker.parsing import IDLE_CLOSE
+from worker.pools import IDLE_CLOSE
 from worker.store import EmbeddedRedis
 
 WATCHLISTS = 50

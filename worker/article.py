@@ -21,9 +21,11 @@ Decisions:
   banners, related-story blocks, comments and footers are dropped; trailing
   "PREV …"/"NEXT …" teasers and punctuation-only lines are trimmed
   afterwards, because a plain-text PREV/NEXT paragraph inside the article
-  body passes trafilatura's filters. It runs in a small thread pool: lxml
-  parses without the GIL and the event loop keeps fetching meanwhile. Text is
-  cut at ``MAX_ARTICLE_CHARS``.
+  body passes trafilatura's filters. It runs in a worker process
+  (``worker.pools.IdlePool``, started by the first article and stopped after a
+  minute without one), so the poller never loads trafilatura and lxml (~30 MB)
+  and its event loop keeps fetching meanwhile. Text is cut at
+  ``MAX_ARTICLE_CHARS``.
 - **Deadline.** Each item waits at most its feed's ``fulltext_deadline``
   (robots.txt, queueing, fetch and extraction included); then it is matched
   on its feed text and one log line with the feed id says so.
@@ -49,7 +51,6 @@ import re
 import secrets
 import time
 from collections.abc import Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -62,6 +63,7 @@ from worker.fetch import Fetcher, FetchHTTPError
 from worker.identity import canonical_url
 from worker.metrics import incr
 from worker.model import Item
+from worker.pools import IdlePool
 from worker.robots import Robots, origin_of
 
 __all__ = ["Articles", "backed_off_hosts", "extract_text", "looks_paywalled", "wants_article"]
@@ -87,7 +89,6 @@ _PAYWALL = re.compile(
     re.IGNORECASE,
 )
 _WORDS = re.compile(r"\w+")
-_POOL: ThreadPoolExecutor | None = None
 
 
 def wants_article(feed: Feed, item: Item) -> bool:
@@ -131,23 +132,20 @@ def looks_paywalled(html: bytes, text: str) -> bool:
     return len(_WORDS.findall(text)) < PAYWALL_MAX_WORDS and bool(_PAYWALL.search(html[: 1 << 20]))
 
 
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    if _POOL is None:  # shared by every Poller of the process (one per config round)
-        _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="article-extract")
-    return _POOL
+#: Shared by every Poller of the process (one per config round).
+_EXTRACTOR = IdlePool(1)
 
 
 class Articles:
     """Add article text to new items, sharing cache, robots and back-off state through Redis."""
 
     def __init__(
-        self, client: redis.Redis, config: Config, *, executor: Executor | None = None
+        self, client: redis.Redis, config: Config, *, extractor: IdlePool | None = None
     ) -> None:
         self.redis = client
         self.config = config
         self.robots = Robots(client)
-        self._executor = executor
+        self.extractor = extractor or _EXTRACTOR
 
     async def add(self, fetcher: Fetcher, items: Sequence[Item]) -> list[Item]:
         """Return ``items`` with ``article`` filled where wanted and ready within the deadline."""
@@ -264,10 +262,7 @@ class Articles:
         ctype = res.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype and ctype not in _HTML_TYPES:
             return "", "not_html"
-        loop = asyncio.get_running_loop()
-        text = await loop.run_in_executor(
-            self._executor or _pool(), extract_text, res.body, res.url
-        )
+        text = await self.extractor.run(extract_text, res.body, res.url)
         if looks_paywalled(res.body, text):
             self._back_off(origin, "pages look paywalled", keys.HOST_REFUSED_TTL)
             return "", "paywall"
