@@ -54,6 +54,8 @@ def test_destination_down_then_back(rig: Rig, down: float, intervals: str) -> No
     t = tally(f"destination down {down:.0f}s", stories("w", n), rig.receiver)
     assert (t.lost, t.duplicated) == (0, 0), t
     assert rig.redis is not None and rig.redis.client().llen(keys.DEAD_LETTERS) == 0
+    log = (rig.tmp / "run.log").read_text()
+    assert "will retry" in log and "Traceback" not in log  # an outage is one line a try
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,7 @@ from rq.serializers import JSONSerializer
 from rq.timeouts import TimerDeathPenalty
 
 from worker import keys
+from worker.errors import NewsAlertError
 from worker.metrics import heartbeat
 
 log = logging.getLogger("newsalert.queue")
@@ -226,6 +227,12 @@ class NewsWorker(SimpleWorker):
         result = super().heartbeat(timeout, pipeline)
         heartbeat(self.connection, "worker", self.name)
         return result
+
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:
+        # Our own errors (a send that failed, to be retried) were logged by the job as one
+        # line with the reason; RQ would log them again at ERROR with a traceback.
+        if not isinstance(exc_info[1], NewsAlertError):
+            super().handle_exception(job, *exc_info)
 
     def get_heartbeat_ttl(self, job: Job, working_time: float | None = None) -> int:
         # RQ adds a fixed 60 s; ours keeps a killed worker's job stuck for under a minute.
