@@ -19,7 +19,7 @@ Measured:
   loopback, once with an instant server and once with a server that takes
   ``--server-latency`` (50 ms) per answer, as a real one does (robots.txt cached after the first; fetch + extract + Redis), p50
   and p95; and the wall time for a batch of ``--items`` new items (extraction
-  in the default thread pool, then in a forked process pool), against the
+  in the default single extraction process, then with one per core), against the
   naive baseline of fetching and extracting them one after the other.
 
 Redis: ``REDIS_URL`` when set, else an embedded redis-server in a temp dir.
@@ -38,9 +38,7 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +48,7 @@ from worker.article import Articles, extract_text
 from worker.config import Config, Feed
 from worker.fetch import Fetcher
 from worker.model import Item
+from worker.pools import IdlePool
 from worker.rules import html_to_text
 from worker.store import EmbeddedRedis, connect
 
@@ -247,7 +246,7 @@ async def bench_latency(client: Any, base: str, items: int) -> dict[str, Any]:
 
     async with Fetcher(allow_private=True) as fetcher:
         articles = Articles(client, config)
-        await articles.add(fetcher, [item("warm", 0)])  # robots.txt, pool threads
+        await articles.add(fetcher, [item("warm", 0)])  # robots.txt, the extraction process
         single = []
         for n in range(items):
             t = time.perf_counter()
@@ -256,9 +255,9 @@ async def bench_latency(client: Any, base: str, items: int) -> dict[str, Any]:
         t = time.perf_counter()
         batch = await articles.add(fetcher, [item("batch", n) for n in range(items)])
         batch_s = time.perf_counter() - t
-        # The same batch with extraction in forked processes (uses every core).
-        with ProcessPoolExecutor(os.cpu_count() or 1, mp_context=get_context("fork")) as pool:
-            procs = Articles(client, config, executor=pool)
+        # The same batch with one extraction process per core.
+        with IdlePool(os.cpu_count() or 1) as pool:
+            procs = Articles(client, config, extractor=pool)
             await procs.add(fetcher, [item("pwarm", 0)])
             t = time.perf_counter()
             await procs.add(fetcher, [item("pbatch", n) for n in range(items)])
