@@ -8,20 +8,13 @@ import signal
 import time
 
 import pytest
+from faults import alive
 from feedgen import rss
 
 from worker.errors import FeedError
 from worker.parsing import POOL_MIN_FEEDS, ParsePool, pool_size
 
 BODY = rss([{"title": f"Story {i}", "link": f"https://n.example.com/{i}"} for i in range(5)])
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 async def parse(pool: ParsePool, body: bytes = BODY) -> int:
@@ -49,7 +42,7 @@ def test_a_killed_parse_worker_fails_one_feed_and_parsing_goes_on() -> None:
             (pid,) = pool.pids()
             os.kill(pid, signal.SIGKILL)
             deadline = time.monotonic() + 10
-            while _alive(pid) and time.monotonic() < deadline:
+            while alive(pid) and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
             await asyncio.sleep(0.2)  # let the pool notice
             with pytest.raises(FeedError, match="parse worker died"):

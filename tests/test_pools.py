@@ -9,16 +9,9 @@ import time
 from concurrent.futures.process import BrokenProcessPool
 
 import pytest
+from faults import alive
 
 from worker.pools import IdlePool
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 async def gone(pids: list[int], within: float = 10.0) -> bool:

@@ -258,11 +258,11 @@ class NewsWorker(SimpleWorker):
 
 def make_worker(
     client: redis.Redis,
-    queues: Sequence[str] = keys.QUEUES,
+    queue_name: str,
     name: str | None = None,
     before_job: Callable[[], object] | None = None,
 ) -> NewsWorker:
-    """Return an in-process RQ worker over our queues.
+    """Return an in-process RQ worker for one queue (see ``NewsWorker`` for why one).
 
     SimpleWorker, not the forking Worker: the compiled rule engine is kept in
     memory between jobs (a fork would recompile it per job), and it runs
@@ -270,7 +270,7 @@ def make_worker(
     notice a killed one's abandoned job within about a minute.
     """
     worker = NewsWorker(
-        [queue(client, q) for q in queues],
+        [queue(client, queue_name)],
         connection=client,
         name=name,
         serializer=JSONSerializer,

@@ -89,15 +89,24 @@ def poll_once(app: App) -> list[PollOutcome]:
     return outcomes
 
 
+def work_burst(app: App, queues: tuple[str, ...]) -> None:
+    """Run the queued (and due scheduled) jobs of each queue in turn, in this thread.
+
+    One RQ worker per queue, as in ``work_forever``: RQ then takes jobs with LMOVE, so a
+    kill between taking a job and starting it leaves it where RQ finds it again.
+    """
+    for name in queues:
+        make_worker(app.redis, name).work(burst=True, with_scheduler=True, logging_level="WARNING")
+
+
 def drain(app: App, wait: float) -> int:
     """Run jobs in this process until none is pending or ``wait`` seconds pass; return what is left."""
     from worker.outbox import flush_due
 
     install(app)
-    worker = make_worker(app.redis)
     deadline = time.monotonic() + wait
     while True:
-        worker.work(burst=True, with_scheduler=True, logging_level="WARNING")
+        work_burst(app, keys.QUEUES)
         flush_due(app.redis, app.config())  # outboxes whose quiet hours/digest time has come
         left = pending(app.redis)
         if left == 0 or time.monotonic() >= deadline:
@@ -148,7 +157,7 @@ def poll_forever(app: App) -> None:
 def work_forever(app: App, burst: bool = False, queues: tuple[str, ...] = keys.QUEUES) -> None:
     """Run one RQ worker thread per queue until SIGTERM (each finishes its job in hand).
 
-    ``--burst`` runs one worker over all the queues in this thread until they are empty.
+    ``--burst`` runs ``work_burst`` once instead: the jobs queued now, then exit.
     """
     from worker.outbox import flush_due
 
@@ -157,12 +166,10 @@ def work_forever(app: App, burst: bool = False, queues: tuple[str, ...] = keys.Q
     install(app)
     app.engine()  # compile before taking the first job
     if burst:
-        make_worker(app.redis, queues).work(
-            burst=True, with_scheduler=True, logging_level="WARNING"
-        )
+        work_burst(app, queues)
         return
     scheduler = make_scheduler(app.redis, queues)
-    workers = [make_worker(app.redis, [q], before_job=app.maybe_reload) for q in queues]
+    workers = [make_worker(app.redis, q, before_job=app.maybe_reload) for q in queues]
 
     for worker in workers:
         worker.tick = lambda: flush_due(app.redis, app.config())
