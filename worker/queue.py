@@ -208,7 +208,8 @@ class NewsWorker(SimpleWorker):
         ``STOP_LATENCY`` when idle (never between taking a job and starting it)."""
         self._stop_requested = True
         self._shutdown_requested_date = datetime.now(UTC)
-        self.set_shutdown_requested_date()
+        with contextlib.suppress(redis.RedisError):  # only a note in RQ's worker record
+            self.set_shutdown_requested_date()
 
     def dequeue_job_and_maintain_ttl(
         self, timeout: int | None, max_idle_time: int | None = None
