@@ -170,9 +170,8 @@ def work_forever(app: App, burst: bool = False, queues: tuple[str, ...] = keys.Q
         return
     scheduler = make_scheduler(app.redis, queues)
     workers = [make_worker(app.redis, q, before_job=app.maybe_reload) for q in queues]
-
-    for worker in workers:
-        worker.tick = lambda: flush_due(app.redis, app.config())
+    # Outbox wake-ups once per process, not once per queue thread.
+    workers[0].tick = lambda: flush_due(app.redis, app.config())
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
