@@ -85,6 +85,42 @@ def cli(ctx: click.Context, config_dir: str, log_level: str) -> None:
     ctx.call_on_close(ctx.obj.close)
 
 
+def _late_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:  # given after the command: the group has built the App already
+        ctx.find_object(App).config_dir = Path(value)  # type: ignore[union-attr]
+
+
+def _late_log_level(_ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        setup_logging(value)
+
+
+def _after_command_too(group: click.Group) -> None:
+    """Accept ``--config`` and ``--log-level`` after the command name as well as before it.
+
+    The copies have no default and no envvar, so they only override what was
+    given before the command (or by the environment) when they are typed.
+    """
+    for command in group.commands.values():
+        command.params += [
+            click.Option(
+                ["--config"],
+                type=click.Path(file_okay=False),
+                expose_value=False,
+                is_eager=True,
+                callback=_late_config,
+                help="Config directory (also accepted before the command).",
+            ),
+            click.Option(
+                ["--log-level"],
+                expose_value=False,
+                is_eager=True,
+                callback=_late_log_level,
+                help="Log level (also accepted before the command).",
+            ),
+        ]
+
+
 def _app(ctx: click.Context) -> App:
     app: App = ctx.obj
     from worker.observe import redactor
@@ -118,6 +154,7 @@ def run(
         left = run_once(_app(ctx), wait)
         sys.exit(RET_PENDING if left else RET_OK)
     app: App = ctx.obj  # the children load the config; the supervisor stays small
+    app.lasting = True
     extra = ["--config", str(app.config_dir)]
     sys.exit(supervise(app, workers, extra, metrics_port=metrics_port))
 
@@ -135,6 +172,7 @@ def poll(ctx: click.Context, once: bool, metrics_port: int | None) -> None:
     if once:
         poll_once(app)
     else:
+        app.lasting = True
         serve_metrics(app, metrics_port, ("poller",))
         poll_forever(app)
 
@@ -159,6 +197,7 @@ def work(
     from worker.supervisor import supervise
 
     names = tuple(q for q in queues.split(",") if q)
+    ctx.obj.lasting = not burst
     if workers > 1 and not burst:
         app: App = ctx.obj
         extra = ["--config", str(app.config_dir)]
@@ -357,6 +396,9 @@ def test_destination(ctx: click.Context, name: str) -> None:
     except DeliveryError as exc:
         raise DeliveryError(f"{exc} (url {redact_url(dest.url)})") from None
     click.echo(f"ok: {name} ({redact_url(dest.url)}) accepted the test message")
+
+
+_after_command_too(cli)
 
 
 def main() -> None:
