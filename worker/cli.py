@@ -12,15 +12,17 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from worker import keys
 from worker.app import App, default_config_dir
 from worker.errors import ConfigError, FeedError, NewsAlertError, RedisUnavailable
-from worker.model import Item
 from worker.observe import progress, setup_logging
+
+if TYPE_CHECKING:
+    from worker.feeds import ParsedFeed
 
 RET_OK = 0
 RET_ERROR = 1  # invalid config, failing examples, failed delivery test
@@ -226,74 +228,43 @@ def check(ctx: click.Context) -> None:
     )
 
 
-def _load_items(app: App, source: str) -> list[Item]:
-    from worker.feeds import parse_feed
+def _tried(app: App, sources: tuple[str, ...]) -> Iterator[ParsedFeed]:
+    """Yield the feeds to try, saying on stderr what failed or looked wrong."""
+    from worker.tryout import read_configured, read_source
 
-    path = Path(source)
-    if path.is_file():
-        return parse_feed(path.read_bytes(), feed_id=path.stem, url=path.resolve().as_uri()).items
-    if "://" not in source:
-        raise FeedError(f"{source}: no such file, and not a URL", reason="scheme")
-    from worker.fetch import FetchLimits, fetch_once
-
-    config = app.config()
-    res = fetch_once(
-        source,
-        limits=FetchLimits(**config.fetch),  # type: ignore[arg-type]
-        allow_private=config.allow_private_networks,
+    failed = 0
+    pairs = (
+        ((s, read_source(app, s)) for s in progress(sources, "matching"))
+        if sources
+        else read_configured(app)
     )
-    feed = next((f.id for f in app.config().feeds if f.url == source), source)
-    return parse_feed(res.body, feed_id=feed, url=res.url, headers=res.headers).items
-
-
-def _hits(app: App, sources: tuple[str, ...]) -> Iterator[tuple[Item, Any]]:
-    engine = app.engine()
-    for source in progress(sources, "matching"):
-        for item in _load_items(app, source):
-            for match in engine.match(item.texts()):
-                yield item, match
+    for name, feed in pairs:
+        if isinstance(feed, FeedError):
+            failed += 1
+            click.echo(f"newsalert: {name}: {feed}", err=True)
+            continue
+        if feed.warning:
+            click.echo(f"warning: {name}: {feed.warning}", err=True)
+        yield feed
+    if failed:
+        _fail(f"{failed} of {len(app.config().feeds)} feeds failed", RET_FEED)
 
 
 @cli.command("try")
-@click.argument("sources", nargs=-1, required=True)
+@click.argument("sources", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per hit per line.")
 @click.pass_context
 @handled
 def try_(ctx: click.Context, sources: tuple[str, ...], as_json: bool) -> None:
-    """Show what feeds (URLs or files) would match. Touches no Redis, sends nothing."""
-    from worker.message import snippets
-    from worker.model import Alert
+    """Show what feeds (URLs or files; default: every configured feed) would match.
+
+    Touches no Redis, sends nothing.
+    """
+    from worker.tryout import write_hits
 
     app = _app(ctx)
-    out = sys.stdout
-    count = 0
-    for item, match in _hits(app, sources):
-        count += 1
-        if as_json:
-            out.write(
-                json.dumps(
-                    {
-                        "watchlist": match.watchlist,
-                        "rule": match.rule,
-                        "item": {
-                            "id": item.id,
-                            "title": item.title,
-                            "link": item.link,
-                            "feed": item.feed,
-                        },
-                        "highlights": [h.to_dict() for h in match.highlights],
-                    },
-                    ensure_ascii=False,
-                )
-                + "\n"
-            )
-            continue
-        out.write(
-            f"● {match.watchlist} / {match.rule}: {item.title}\n  {item.link}  ({item.feed})\n"
-        )
-        alert = Alert(match.watchlist, match.watchlist, match.rule, item, match.highlights)
-        for field, text in snippets(alert, "text"):
-            out.write(f"    {field}: {text}\n")
+    engine = app.engine()
+    count = sum(write_hits(engine, feed, sys.stdout, as_json) for feed in _tried(app, sources))
     if not as_json:
         click.echo(f"{count} hit(s)", err=True)
 
@@ -312,8 +283,8 @@ def explain(ctx: click.Context, sources: tuple[str, ...], watchlist: str, rule: 
     if app.config().watchlist(watchlist) is None:
         raise NewsAlertError(f"unknown watchlist {watchlist!r}")
     engine = app.engine()
-    for source in sources:
-        for item in _load_items(app, source):
+    for feed in _tried(app, sources):
+        for item in feed.items:
             click.echo(f"■ {item.title}  ({item.feed})")
             for expl in engine.explain(item.texts(), watchlist, rule):
                 click.echo(render_explanation(expl))
