@@ -342,6 +342,22 @@ def import_opml(ctx: click.Context, file: str) -> None:
     )
 
 
+@cli.command()
+@click.argument("directory", required=False, type=click.Path(file_okay=False))
+@click.pass_context
+@handled
+def init(ctx: click.Context, directory: str | None) -> None:
+    """Write a commented starter config into DIRECTORY (default: the --config directory)."""
+    from worker.starter import next_commands, write_starter
+
+    target = Path(directory) if directory else ctx.obj.config_dir
+    for path in write_starter(target):
+        click.echo(f"wrote {path}")
+    click.echo("next:")
+    for command in next_commands(target, Path(default_config_dir())):
+        click.echo(f"  {command}")
+
+
 @cli.command("test-destination")
 @click.argument("name")
 @click.pass_context
