@@ -16,7 +16,8 @@ from loopfeeds import Answer, FeedServer
 from worker import keys
 from worker.config import load_config
 from worker.errors import ConfigError
-from worker.opml import import_opml, read_opml, slugify
+from worker.feedsfile import slugify
+from worker.opml import import_opml, read_opml
 from worker.poller import Poller
 from worker.queue import depths
 

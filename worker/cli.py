@@ -10,7 +10,7 @@ import functools
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -19,10 +19,10 @@ import click
 from worker import keys
 from worker.app import App, default_config_dir
 from worker.errors import ConfigError, FeedError, NewsAlertError, RedisUnavailable
-from worker.observe import progress, setup_logging
+from worker.observe import setup_logging
 
 if TYPE_CHECKING:
-    from worker.feeds import ParsedFeed
+    pass
 
 RET_OK = 0
 RET_ERROR = 1  # invalid config, failing examples, failed delivery test
@@ -87,13 +87,12 @@ def cli(ctx: click.Context, config_dir: str, log_level: str) -> None:
     ctx.call_on_close(ctx.obj.close)
 
 
-def _late_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
-    if value is not None:  # given after the command: the group has built the App already
+def _late(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is None:
+        return
+    if param.name == "config":  # the group has built the App already: point it elsewhere
         ctx.find_object(App).config_dir = Path(value)  # type: ignore[union-attr]
-
-
-def _late_log_level(_ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
-    if value is not None:
+    else:
         setup_logging(value)
 
 
@@ -105,22 +104,16 @@ def _after_command_too(group: click.Group) -> None:
     """
     for command in group.commands.values():
         command.params += [
-            click.Option(
-                ["--config"],
-                type=click.Path(file_okay=False),
-                expose_value=False,
-                is_eager=True,
-                callback=_late_config,
-                help="Config directory (also accepted before the command).",
-            ),
-            click.Option(
-                ["--log-level"],
-                expose_value=False,
-                is_eager=True,
-                callback=_late_log_level,
-                help="Log level (also accepted before the command).",
-            ),
+            click.Option([flag], expose_value=False, is_eager=True, callback=_late, help=what)
+            for flag, what in (
+                ("--config", "Config directory (also accepted before the command)."),
+                ("--log-level", "Log level (also accepted before the command)."),
+            )
         ]
+
+
+def _warn(line: str) -> None:
+    click.echo(line, err=True)
 
 
 def _app(ctx: click.Context) -> App:
@@ -228,28 +221,6 @@ def check(ctx: click.Context) -> None:
     )
 
 
-def _tried(app: App, sources: tuple[str, ...]) -> Iterator[ParsedFeed]:
-    """Yield the feeds to try, saying on stderr what failed or looked wrong."""
-    from worker.tryout import read_configured, read_source
-
-    failed = 0
-    pairs = (
-        ((s, read_source(app, s)) for s in progress(sources, "matching"))
-        if sources
-        else read_configured(app)
-    )
-    for name, feed in pairs:
-        if isinstance(feed, FeedError):
-            failed += 1
-            click.echo(f"newsalert: {name}: {feed}", err=True)
-            continue
-        if feed.warning:
-            click.echo(f"warning: {name}: {feed.warning}", err=True)
-        yield feed
-    if failed:
-        _fail(f"{failed} of {len(app.config().feeds)} feeds failed", RET_FEED)
-
-
 @cli.command("try")
 @click.argument("sources", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per hit per line.")
@@ -260,11 +231,12 @@ def try_(ctx: click.Context, sources: tuple[str, ...], as_json: bool) -> None:
 
     Touches no Redis, sends nothing.
     """
-    from worker.tryout import write_hits
+    from worker.tryout import feeds_to_try, write_hits
 
     app = _app(ctx)
     engine = app.engine()
-    count = sum(write_hits(engine, feed, sys.stdout, as_json) for feed in _tried(app, sources))
+    feeds = feeds_to_try(app, sources, _warn)
+    count = sum(write_hits(engine, feed, sys.stdout, as_json) for feed in feeds)
     if not as_json:
         click.echo(f"{count} hit(s)", err=True)
 
@@ -283,7 +255,9 @@ def explain(ctx: click.Context, sources: tuple[str, ...], watchlist: str, rule: 
     if app.config().watchlist(watchlist) is None:
         raise NewsAlertError(f"unknown watchlist {watchlist!r}")
     engine = app.engine()
-    for feed in _tried(app, sources):
+    from worker.tryout import feeds_to_try
+
+    for feed in feeds_to_try(app, sources, _warn):
         for item in feed.items:
             click.echo(f"■ {item.title}  ({item.feed})")
             for expl in engine.explain(item.texts(), watchlist, rule):
@@ -356,6 +330,36 @@ def init(ctx: click.Context, directory: str | None) -> None:
     click.echo("next:")
     for command in next_commands(target, Path(default_config_dir())):
         click.echo(f"  {command}")
+
+
+@cli.command("add-feed")
+@click.argument("url")
+@click.option("--id", "feed_id", default="", help="Feed id (default: from the feed's title).")
+@click.option("--tags", default="", help="Comma-separated tags, e.g. world,korea.")
+@click.option("--interval", default="", help="Poll interval, e.g. 5m (default: defaults:).")
+@click.option("--pick", default=1, show_default=True, help="Which of a page's feeds to add.")
+@click.pass_context
+@handled
+def add_feed(
+    ctx: click.Context, url: str, feed_id: str, tags: str, interval: str, pick: int
+) -> None:
+    """Add a feed by its URL, or by a web page that links to it, to feeds.yaml."""
+    from worker.discover import add_feed as run_add
+    from worker.feedsfile import NewFeed
+
+    app = _app(ctx)
+    wanted = NewFeed(url, "", feed_id, tuple(t for t in tags.split(",") if t), interval)
+    added = run_add(app.config(), url, wanted, pick)
+    if len(added.found) > 1:
+        click.echo(f"{url} links to {len(added.found)} feeds:")
+        for n, f in enumerate(added.found, 1):
+            click.echo(f"  {n}. {f.title or '(untitled)'} ({f.items} items)  {f.url}")
+    where, feed = app.config_dir / "feeds.yaml", added.chosen
+    for _, held in added.result.already:
+        click.echo(f"{feed.url} is already in {where} as {held!r}: nothing added")
+    for fid in added.result.added:
+        click.echo(f"added {fid}: {feed.title or feed.url} ({feed.items} items) to {where}")
+        click.echo("its first poll remembers those items; alerts come for the ones after")
 
 
 @cli.command("test-destination")

@@ -18,18 +18,19 @@ Decisions:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from worker.errors import FeedError
+from worker.observe import progress
 
 if TYPE_CHECKING:
     from worker.app import App
     from worker.feeds import ParsedFeed
     from worker.rules import Engine
 
-__all__ = ["read_configured", "read_source", "write_hits"]
+__all__ = ["feeds_to_try", "read_configured", "read_source", "write_hits"]
 
 
 def read_source(app: App, source: str) -> ParsedFeed:
@@ -79,6 +80,32 @@ def read_configured(app: App) -> Iterator[tuple[str, ParsedFeed | FeedError]]:
                 )
             except FeedError as exc:
                 yield feed.id, exc
+
+
+def feeds_to_try(
+    app: App, sources: Sequence[str], say: Callable[[str], None]
+) -> Iterator[ParsedFeed]:
+    """Yield the feeds of ``sources`` (none: every configured feed), telling ``say`` of trouble.
+
+    A configured feed that fails is one ``say`` line; a ``FeedError`` after the
+    last feed then reports how many failed.
+    """
+    failed = 0
+    pairs = (
+        ((s, read_source(app, s)) for s in progress(sources, "matching"))
+        if sources
+        else read_configured(app)
+    )
+    for name, feed in pairs:
+        if isinstance(feed, FeedError):
+            failed += 1
+            say(f"newsalert: {name}: {feed}")
+            continue
+        if feed.warning:
+            say(f"warning: {name}: {feed.warning}")
+        yield feed
+    if failed:
+        raise FeedError(f"{failed} of {len(app.config().feeds)} feeds failed", reason="some")
 
 
 def write_hits(engine: Engine, feed: ParsedFeed, out: IO[str], as_json: bool) -> int:
