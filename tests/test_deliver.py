@@ -9,12 +9,12 @@ import threading
 import pytest
 from deliverkit import dead_letters, make_app, payload, run_jobs, sent, uninstall
 
-from worker import deliver as deliver_mod
-from worker import keys
-from worker.jobs import deliver
-from worker.queue import enqueue_delivery
-from worker.replay import replay_dead_letters
-from worker.stats import collect
+from worker.core import keys
+from worker.deliver import send as deliver_mod
+from worker.service.jobs import deliver
+from worker.service.queue import enqueue_delivery
+from worker.service.replay import replay_dead_letters
+from worker.service.stats import collect
 
 
 @pytest.fixture(autouse=True)
@@ -253,9 +253,10 @@ def test_removing_a_watchlist_cancels_its_waiting_alerts(
         app._config = load_config(tmp_path / "config")
         with caplog.at_level(logging.INFO, logger="newsalert"):
             if extra:
-                from worker.outbox import flush
+                from worker.deliver.outbox import flush
+                from worker.service.queue import enqueue_flush
 
-                flush(redis_client, app.config(), "hook")
+                flush(redis_client, app.config(), "hook", enqueue_flush=enqueue_flush)
             else:
                 assert run_jobs(app, wait=5) == 0
     finally:
