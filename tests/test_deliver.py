@@ -263,3 +263,19 @@ def test_removing_a_watchlist_cancels_its_waiting_alerts(
         uninstall()
     assert len(receiver.received) == (1 if extra else 0)
     assert "watchlist nk was removed: alert cancelled" in caplog.text
+
+
+def test_a_job_queued_under_the_old_module_path_still_runs(
+    tmp_path, receiver, redis_client, redis_url
+):
+    """RQ stores ``worker.jobs.deliver`` in jobs queued before the stage packages."""
+    from worker.service.queue import JOB_TIMEOUT, queue
+
+    app = make_app(tmp_path, redis_url, notify="[hook]", destinations=hook(receiver))
+    p = payload(1, "hook")
+    queue(redis_client, keys.DELIVER_QUEUE).enqueue(
+        "worker.jobs.deliver", p, job_id=f"deliver-{p['delivery']}", job_timeout=JOB_TIMEOUT
+    )
+    assert run_jobs(app, wait=10) == 0
+    assert sent(redis_client, p)
+    assert len(receiver.received) == 1

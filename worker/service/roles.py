@@ -114,9 +114,8 @@ def drain(app: App, wait: float) -> int:
     deadline = time.monotonic() + wait
     while True:
         work_burst(app, keys.QUEUES)
-        flush_due(
-            app.redis, app.config(), enqueue_flush=enqueue_flush
-        )  # outboxes whose quiet hours/digest time has come
+        # Outboxes whose quiet hours or digest time has come.
+        flush_due(app.redis, app.config(), enqueue_flush=enqueue_flush)
         left = pending(app.redis)
         if left == 0 or time.monotonic() >= deadline:
             return left
