@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from worker.store import DURABLE_REDIS_ARGS, redis_server_binary
+from worker.core.store import DURABLE_REDIS_ARGS, redis_server_binary
 
 LATENCY = 0.05
 FEED = (

@@ -14,7 +14,7 @@ from conftest import Route, _Server
 from feedgen import rss
 
 from worker.config import load_config
-from worker.discover import FALLBACK_PATHS, feed_links
+from worker.poll.discover import FALLBACK_PATHS, feed_links
 
 FEEDS_YAML = """\
 # Our feeds. Keep this comment.

@@ -15,7 +15,7 @@ import pytest
 import redis
 from configs import NK_WATCHLIST, feeds_yaml, write_config
 
-from worker.store import EmbeddedRedis
+from worker.core.store import EmbeddedRedis
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-import worker
+import worker.config
 
 ROOT = Path(__file__).resolve().parents[1]
-SKELETON = Path(worker.__file__).parent / "skeleton"
+SKELETON = Path(worker.config.__file__).parent / "skeleton"
 SECRETS = {
     "SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T000/B000/XXXXXXXX",
     "SMTP_USER": "desk",
@@ -97,7 +97,7 @@ def test_init_refuses_to_overwrite(tmp_path):
 def test_the_starter_ships_as_package_data():
     """pip installs only what pyproject's package-data names: every starter file must be."""
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    patterns = pyproject["tool"]["setuptools"]["package-data"]["worker"]
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["worker.config"]
     files = {p.relative_to(SKELETON.parent).as_posix() for p in SKELETON.rglob("*") if p.is_file()}
     # Expanded as setuptools does: a "*" does not cross a "/".
     shipped = {f for pat in patterns for f in glob.glob(pat, root_dir=SKELETON.parent)}

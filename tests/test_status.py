@@ -21,10 +21,10 @@ from configs import NK_WATCHLIST, write_config
 from conftest import Route
 from feedgen import rss
 
-from worker import keys
-from worker.metrics import incr
-from worker.queue import enqueue_match
-from worker.status import figures, snapshot
+from worker.core import keys
+from worker.core.metrics import incr
+from worker.service.queue import enqueue_match
+from worker.service.status import figures, snapshot
 
 HEADLINE = "North Korean troops captured in Kursk region"
 CALM = [

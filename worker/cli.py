@@ -12,17 +12,14 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import click
 
-from worker import keys
-from worker.app import App, default_config_dir
+from worker.core import keys
+from worker.core.logs import setup_logging
 from worker.errors import ConfigError, FeedError, NewsAlertError, RedisUnavailable
-from worker.observe import setup_logging
-
-if TYPE_CHECKING:
-    pass
+from worker.service.app import App, default_config_dir
 
 RET_OK = 0
 RET_ERROR = 1  # invalid config, failing examples, failed delivery test
@@ -118,7 +115,7 @@ def _warn(line: str) -> None:
 
 def _app(ctx: click.Context) -> App:
     app: App = ctx.obj
-    from worker.observe import redactor
+    from worker.core.logs import redactor
 
     redactor().update(app.config().secrets())
     return app
@@ -142,8 +139,8 @@ def run(
     ctx: click.Context, once: bool, wait: float, workers: int, metrics_port: int | None
 ) -> None:
     """Run everything: poller and workers (the dyno)."""
-    from worker.runner import run_once
-    from worker.supervisor import supervise
+    from worker.service.roles import run_once
+    from worker.service.supervisor import supervise
 
     if once:
         left = run_once(_app(ctx), wait)
@@ -161,7 +158,7 @@ def run(
 @handled
 def poll(ctx: click.Context, once: bool, metrics_port: int | None) -> None:
     """Run the poller alone (scale out with more of these)."""
-    from worker.runner import poll_forever, poll_once, serve_metrics
+    from worker.service.roles import poll_forever, poll_once, serve_metrics
 
     app = _app(ctx)
     if once:
@@ -188,8 +185,8 @@ def work(
     ctx: click.Context, burst: bool, queues: str, workers: int, metrics_port: int | None
 ) -> None:
     """Run RQ workers alone (scale out with more of these)."""
-    from worker.runner import serve_metrics, work_forever
-    from worker.supervisor import supervise
+    from worker.service.roles import serve_metrics, work_forever
+    from worker.service.supervisor import supervise
 
     names = tuple(q for q in queues.split(",") if q)
     ctx.obj.lasting = not burst
@@ -207,7 +204,7 @@ def work(
 @handled
 def check(ctx: click.Context) -> None:
     """Validate the config and run every watchlist's examples."""
-    from worker.check import example_problems
+    from worker.config.examples import example_problems
 
     app: App = ctx.obj
     config = app.config()
@@ -231,7 +228,7 @@ def try_(ctx: click.Context, sources: tuple[str, ...], as_json: bool) -> None:
 
     Touches no Redis, sends nothing.
     """
-    from worker.tryout import feeds_to_try, write_hits
+    from worker.service.tryout import feeds_to_try, write_hits
 
     app = _app(ctx)
     engine = app.engine()
@@ -255,7 +252,7 @@ def explain(ctx: click.Context, sources: tuple[str, ...], watchlist: str, rule: 
     if app.config().watchlist(watchlist) is None:
         raise NewsAlertError(f"unknown watchlist {watchlist!r}")
     engine = app.engine()
-    from worker.tryout import feeds_to_try
+    from worker.service.tryout import feeds_to_try
 
     for feed in feeds_to_try(app, sources, _warn):
         for item in feed.items:
@@ -270,7 +267,7 @@ def explain(ctx: click.Context, sources: tuple[str, ...], watchlist: str, rule: 
 @handled
 def stats(ctx: click.Context, as_json: bool) -> None:
     """Show per-feed, per-watchlist and per-destination figures from Redis."""
-    from worker.stats import collect, render_stats
+    from worker.service.stats import collect, render_stats
 
     data = collect(_app(ctx))
     click.echo(json.dumps(data, indent=2) if as_json else render_stats(data))
@@ -283,8 +280,8 @@ def stats(ctx: click.Context, as_json: bool) -> None:
 @handled
 def replay(ctx: click.Context, destination: str | None, since: str | None) -> None:
     """Re-send failed deliveries from the dead-letter list (each still at most once)."""
-    from worker.replay import replay_dead_letters
-    from worker.yamlcheck import parse_duration
+    from worker.config.schema import parse_duration
+    from worker.service.replay import replay_dead_letters
 
     app = _app(ctx)
     if destination is not None and destination not in app.config().destinations:
@@ -305,7 +302,7 @@ def replay(ctx: click.Context, destination: str | None, since: str | None) -> No
 @handled
 def import_opml(ctx: click.Context, file: str) -> None:
     """Add the feeds of an OPML export to feeds.yaml (comments and order kept)."""
-    from worker.opml import import_opml as run_import
+    from worker.poll.opml import import_opml as run_import
 
     app: App = ctx.obj
     result = run_import(file, app.config_dir)
@@ -322,7 +319,7 @@ def import_opml(ctx: click.Context, file: str) -> None:
 @handled
 def init(ctx: click.Context, directory: str | None) -> None:
     """Write a commented starter config into DIRECTORY (default: the --config directory)."""
-    from worker.starter import next_commands, write_starter
+    from worker.config.starter import next_commands, write_starter
 
     target = Path(directory) if directory else ctx.obj.config_dir
     for path in write_starter(target):
@@ -344,8 +341,8 @@ def add_feed(
     ctx: click.Context, url: str, feed_id: str, tags: str, interval: str, pick: int
 ) -> None:
     """Add a feed by its URL, or by a web page that links to it, to feeds.yaml."""
-    from worker.discover import add_feed as run_add
-    from worker.feedsfile import NewFeed
+    from worker.poll.discover import add_feed as run_add
+    from worker.poll.feedsfile import NewFeed
 
     app = _app(ctx)
     wanted = NewFeed(url, "", feed_id, tuple(t for t in tags.split(",") if t), interval)
@@ -368,9 +365,9 @@ def add_feed(
 @handled
 def test_destination(ctx: click.Context, name: str) -> None:
     """Send a real test message to a destination and report the outcome."""
-    from worker.deliver import default_format, send
+    from worker.deliver.render import redact_url
+    from worker.deliver.send import default_format, send
     from worker.errors import DeliveryError
-    from worker.message import redact_url
 
     dest = _app(ctx).config().destinations.get(name)
     if dest is None:
