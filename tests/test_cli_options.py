@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from configs import NK_WATCHLIST, write_config
-
-
-def newsalert(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "NEWSALERT_CONFIG")}
-    return subprocess.run(
-        [sys.executable, "-m", "worker.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**base, **env},
-        cwd=cwd,
-    )
+from procs import newsalert
 
 
 @pytest.fixture

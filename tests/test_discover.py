@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from configs import NK_WATCHLIST, write_config
 from conftest import Route, _Server
 from feedgen import rss
+from procs import newsalert
 
 from worker.config import load_config
 from worker.poll.discover import FALLBACK_PATHS, feed_links
@@ -57,15 +56,7 @@ def config(tmp_path: Path) -> Path:
 
 
 def add_feed(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "NEWSALERT_CONFIG")}
-    return subprocess.run(
-        [sys.executable, "-m", "worker.cli", "add-feed", *args, "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        cwd=config.parent,
-    )
+    return newsalert(config.parent, "add-feed", *args, "--config", str(config))
 
 
 def added_text(config: Path) -> str:

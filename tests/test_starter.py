@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import glob
-import os
 import re
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
 import pytest
+from procs import newsalert
 
 import worker.config
 
@@ -21,18 +19,6 @@ SECRETS = {
     "SMTP_USER": "desk",
     "SMTP_PASS": "s3cret",
 }
-
-
-def newsalert(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "NEWSALERT_CONFIG")}
-    return subprocess.run(
-        [sys.executable, "-m", "worker.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**base, **env},
-        cwd=cwd,
-    )
 
 
 def test_init_writes_a_config_that_check_accepts(tmp_path):

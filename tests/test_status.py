@@ -13,13 +13,12 @@ import struct
 import subprocess
 import sys
 import termios
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from configs import NK_WATCHLIST, write_config
 from conftest import Route
 from feedgen import rss
+from procs import wait_for
 
 from worker.core import keys
 from worker.core.metrics import incr
@@ -51,15 +50,6 @@ def run_env(config: Path, redis_url: str, **extra: str) -> dict[str, str]:
     env = dict(os.environ, REDIS_URL=redis_url, NEWSALERT_CONFIG=str(config), **extra)
     env.pop("PORT", None)
     return env
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 class Terminal:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from configs import NK_WATCHLIST, write_config
 from conftest import Route
 from feedgen import rss
+from procs import newsalert
 
 from worker.model import Highlight, Item, Match, hit_lines, hit_record
 
@@ -19,17 +18,8 @@ DESTS = "hook:\n  url: json://127.0.0.1:9/alerts\n"
 HEADLINE = "North Korean troops seen in Kursk region"
 
 
-def newsalert(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "NEWSALERT_CONFIG")}
-    env["NEWSALERT_VAR"] = str(cwd / "var")  # try touches no Redis: it must stay empty
-    return subprocess.run(
-        [sys.executable, "-m", "worker.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        cwd=cwd,
-    )
+def dry_run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return newsalert(cwd, *args, NEWSALERT_VAR=str(cwd / "var"))  # must stay empty: no Redis
 
 
 def config(root: Path, feeds: str = "allow_private_networks: true\nfeeds: []\n") -> Path:
@@ -60,7 +50,7 @@ def test_relative_links_of_a_saved_feed(tmp_path, channel, link, warned):
     cfg = config(tmp_path)
     path = tmp_path / "saved-feed.xml"
     path.write_bytes(saved_feed(channel))
-    done = newsalert(tmp_path, "try", str(path), "--json", "--config", str(cfg))
+    done = dry_run(tmp_path, "try", str(path), "--json", "--config", str(cfg))
     assert done.returncode == 0, done.stderr
     [line] = done.stdout.splitlines()
     assert json.loads(line)["item"]["link"] == link
@@ -82,7 +72,7 @@ def test_a_saved_feed_resolves_against_its_channel_link(tmp_path):
         "</channel></rss>"
     )
     path.write_text(body)
-    done = newsalert(tmp_path, "try", "--json", str(path), "--config", str(cfg))
+    done = dry_run(tmp_path, "try", "--json", str(path), "--config", str(cfg))
     assert done.returncode == 0, done.stderr
     links = [json.loads(line)["item"]["link"] for line in done.stdout.splitlines()]
     assert links == [
@@ -101,7 +91,7 @@ def test_try_without_source_tries_every_configured_feed(tmp_path, http_server):
         f"  - {{id: second, url: '{http_server.base}/b.xml'}}\n"
     )
     cfg = config(tmp_path, feeds)
-    done = newsalert(tmp_path, "--config", str(cfg), "try", "--json")
+    done = dry_run(tmp_path, "--config", str(cfg), "try", "--json")
     assert done.returncode == 0, done.stderr
     feeds_hit = sorted(json.loads(line)["item"]["feed"] for line in done.stdout.splitlines())
     assert feeds_hit == ["first", "second"]
@@ -109,7 +99,7 @@ def test_try_without_source_tries_every_configured_feed(tmp_path, http_server):
 
     # One feed down: the other is still matched; the failure is one line, and exit 4.
     del http_server.routes["/b.xml"]
-    done = newsalert(tmp_path, "--config", str(cfg), "try")
+    done = dry_run(tmp_path, "--config", str(cfg), "try")
     assert done.returncode == 4
     assert "second:" in done.stderr and "404" in done.stderr and "Traceback" not in done.stderr
     assert "nk / nk-in-kursk" in done.stdout and "(first)" in done.stdout

@@ -131,10 +131,10 @@ def _started(pid: int) -> str | None:
     """Return the start time of live process ``pid`` (None when it is gone or a zombie)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return None
-    except OSError:  # no /proc: fall back to "the pid exists"
-        try:
+    except OSError:
+        if Path("/proc/self/stat").exists():
+            return None  # /proc works here: the process is gone
+        try:  # no /proc (macOS): "the pid exists" is all there is to know
             os.kill(pid, 0)
         except ProcessLookupError:
             return None
