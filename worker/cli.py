@@ -347,16 +347,8 @@ def add_feed(
     app = _app(ctx)
     wanted = NewFeed(url, "", feed_id, tuple(t for t in tags.split(",") if t), interval)
     added = run_add(app.config(), url, wanted, pick)
-    if len(added.found) > 1:
-        click.echo(f"{url} links to {len(added.found)} feeds:")
-        for n, f in enumerate(added.found, 1):
-            click.echo(f"  {n}. {f.title or '(untitled)'} ({f.items} items)  {f.url}")
-    where, feed = app.config_dir / "feeds.yaml", added.chosen
-    for _, held in added.result.already:
-        click.echo(f"{feed.url} is already in {where} as {held!r}: nothing added")
-    for fid in added.result.added:
-        click.echo(f"added {fid}: {feed.title or feed.url} ({feed.items} items) to {where}")
-        click.echo("its first poll remembers those items; alerts come for the ones after")
+    for line in added.report(url, app.config_dir / "feeds.yaml"):
+        click.echo(line)
 
 
 @cli.command("test-destination")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from html.parser import HTMLParser
+from pathlib import Path
 from urllib.parse import urljoin
 
 from worker.config import Config
@@ -150,6 +151,23 @@ class Added:
     found: list[FoundFeed]
     chosen: FoundFeed
     result: AppendResult
+
+    def report(self, url: str, where: Path) -> list[str]:
+        """Return what to tell the user: the feeds found (when several) and what was done."""
+        lines = []
+        if len(self.found) > 1:
+            lines.append(f"{url} links to {len(self.found)} feeds:")
+            lines += [
+                f"  {n}. {f.title or '(untitled)'} ({f.items} items)  {f.url}"
+                for n, f in enumerate(self.found, 1)
+            ]
+        feed = self.chosen
+        for _, held in self.result.already:
+            lines.append(f"{feed.url} is already in {where} as {held!r}: nothing added")
+        for fid in self.result.added:
+            lines.append(f"added {fid}: {feed.title or feed.url} ({feed.items} items) to {where}")
+            lines.append("its first poll remembers those items; alerts come for the ones after")
+        return lines
 
 
 def add_feed(config: Config, url: str, feed: NewFeed, pick: int = 1) -> Added:
