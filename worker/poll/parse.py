@@ -298,10 +298,8 @@ def _parse_json_feed(body: bytes, feed_id: str, url: str) -> ParsedFeed:
     if len(raw) > MAX_ITEMS:
         warning = f"truncated to the first {MAX_ITEMS} of {len(raw)} entries"
         raw = raw[:MAX_ITEMS]
-    records, resolve = (
-        [],
-        identity.LinkResolver(url, _str(doc.get("home_page_url")) or _str(doc.get("feed_url"))),
-    )
+    home = _str(doc.get("home_page_url")) or _str(doc.get("feed_url"))
+    records, resolve = [], identity.LinkResolver(url, home)
     for it in raw:
         guid = "" if it.get("id") is None else str(it["id"])
         link = resolve(_str(it.get("url")) or _str(it.get("external_url")))

@@ -30,12 +30,14 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 
 import redis
 
 from worker.core import keys
 from worker.core.metrics import read
+from worker.service.app import default_config_dir
 from worker.service.queue import pending
 
 log = logging.getLogger("newsalert.run")
@@ -115,9 +117,10 @@ def figures(client: redis.Redis, since: Counts) -> Figures:
 class Status:
     """The supervisor's view of the run: a live line on a terminal, summary lines off one."""
 
-    def __init__(self, client: redis.Redis, *, terminal: bool, try_command: str) -> None:
+    def __init__(self, client: redis.Redis, *, terminal: bool, config_dir: Path) -> None:
         self.client = client
-        self.try_command = try_command
+        given = config_dir.resolve() != Path(default_config_dir()).resolve()
+        self.try_command = "newsalert try" + (f" --config {config_dir}" if given else "")
         self.terminal = terminal
         self.started = time.monotonic()
         self.summary_every = float(os.environ.get("NEWSALERT_SUMMARY_EVERY", SUMMARY_EVERY))

@@ -25,11 +25,10 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import redis
 
-from worker.service.app import App, default_config_dir
+from worker.service.app import App
 from worker.service.roles import serve_metrics
 from worker.service.status import Status
 
@@ -78,11 +77,6 @@ class Child:
             self.proc.wait()
 
 
-def _try_command(app: App) -> str:
-    given = app.config_dir.resolve() != Path(default_config_dir()).resolve()
-    return "newsalert try" + (f" --config {app.config_dir}" if given else "")
-
-
 def supervise(
     app: App,
     workers: int,
@@ -106,7 +100,7 @@ def supervise(
         NEWSALERT_CHILD="1",
     )
     env.pop("PORT", None)  # only this process serves metrics
-    status = Status(app.redis, terminal=sys.stderr.isatty(), try_command=_try_command(app))
+    status = Status(app.redis, terminal=sys.stderr.isatty(), config_dir=app.config_dir)
     children = [Child("poller", [*base, "poll"], status.spawn)] if poller else []
     children += [Child(f"worker-{i + 1}", [*base, "work"], status.spawn) for i in range(workers)]
     serve_metrics(app, metrics_port, ("poller", "worker") if poller else ("worker",))
