@@ -201,3 +201,20 @@ def test_bad_input_is_one_line_and_exit_4(config, http_server: _Server, case, me
 )
 def test_feed_links(html, expected):
     assert feed_links(f"<html><head>{html}</head></html>", "https://s.example/a/page") == expected
+
+
+def test_only_feeds_yaml_has_to_be_valid(config, http_server: _Server):
+    """An unset secret in destinations.yaml does not stop adding a feed; a broken feeds.yaml does."""
+    http_server.routes["/feed.xml"] = world_feed()
+    (config / "destinations.yaml").write_text("hook:\n  url: ${NEWSALERT_TEST_UNSET_SECRET}\n")
+    done = add_feed(config, f"{http_server.base}/feed.xml")
+    assert done.returncode == 0, done.stderr
+    assert "id: example-news-world" in added_text(config)
+
+    feeds = config / "feeds.yaml"
+    feeds.write_text(feeds.read_text().replace("interval: 5m", "interval: soon"))
+    before = feeds.read_text()
+    broken = add_feed(config, f"{http_server.base}/feed.xml#again")
+    assert broken.returncode == 1
+    assert "feeds.yaml:3:" in broken.stderr and "Traceback" not in broken.stderr
+    assert feeds.read_text() == before

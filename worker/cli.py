@@ -344,9 +344,9 @@ def add_feed(
     from worker.poll.discover import add_feed as run_add
     from worker.poll.feedsfile import NewFeed
 
-    app = _app(ctx)
+    app: App = ctx.obj  # only feeds.yaml matters: a secret unset elsewhere must not stop it
     wanted = NewFeed(url, "", feed_id, tuple(t for t in tags.split(",") if t), interval)
-    added = run_add(app.config(), url, wanted, pick)
+    added = run_add(app.config_dir, url, wanted, pick)
     for line in added.report(url, app.config_dir / "feeds.yaml"):
         click.echo(line)
 

@@ -30,9 +30,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urljoin
 
-from worker.config import Config
 from worker.errors import FeedError
-from worker.poll.feedsfile import AppendResult, NewFeed, append_feeds
+from worker.poll.feedsfile import AppendResult, NewFeed, append_feeds, fetch_policy
 from worker.poll.fetch import Fetcher, FetchLimits, FetchResult
 from worker.poll.identity import canonical_url, http_link
 from worker.poll.parse import parse_feed
@@ -170,16 +169,16 @@ class Added:
         return lines
 
 
-def add_feed(config: Config, url: str, feed: NewFeed, pick: int = 1) -> Added:
+def add_feed(config_dir: Path, url: str, feed: NewFeed, pick: int = 1) -> Added:
     """Discover the feeds at ``url`` and append the ``pick``-th (1-based) to ``feeds.yaml``.
 
     ``feed`` carries the id, tags and interval to give it; its URL and title are
     replaced by the discovered feed's.
     """
-    limits = FetchLimits(**config.fetch)  # type: ignore[arg-type]
-    found = discover(url, limits, config.allow_private_networks)
+    fetch, allow_private = fetch_policy(config_dir)
+    found = discover(url, FetchLimits(**fetch), allow_private)  # type: ignore[arg-type]
     if not 1 <= pick <= len(found):
         raise FeedError(f"--pick {pick}: {url} has {len(found)} feed(s)", reason="pick")
     chosen = found[pick - 1]
     new = NewFeed(chosen.url, chosen.title, feed.id, feed.tags, feed.interval)
-    return Added(found, chosen, append_feeds(config.root, [new]))
+    return Added(found, chosen, append_feeds(config_dir, [new]))

@@ -12,6 +12,9 @@ Decisions:
 - Ids not given are the feed's title (else the URL's host) slugified: ASCII,
   lower case, ``-`` between words, at most 48 characters, made unique with
   ``-2``, ``-3``… An id given explicitly must be free.
+- What a new feed is fetched with (``fetch:`` limits, ``allow_private_networks``)
+  comes from ``feeds.yaml`` alone: an unset ``${SECRET}`` in
+  ``destinations.yaml`` does not stop anyone adding a feed.
 - New feeds get only the keys given: the file's ``defaults:`` apply, and with
   the default ``backfill: 0`` their first poll alerts nobody.
 """
@@ -29,11 +32,13 @@ from typing import IO, Any
 from urllib.parse import urlsplit
 
 from worker.config import load_config
+from worker.config.feeds import load_feeds
+from worker.config.schema import Checker
 from worker.config.yamlfile import is_map, is_seq, new_map, new_seq, roundtrip_load
 from worker.errors import ConfigError
 from worker.poll.identity import canonical_url
 
-__all__ = ["AppendResult", "NewFeed", "append_feeds", "slugify"]
+__all__ = ["AppendResult", "NewFeed", "append_feeds", "fetch_policy", "slugify"]
 
 MAX_ID = 48
 
@@ -110,6 +115,18 @@ def append_feeds(config_dir: str | os.PathLike[str], feeds: Iterable[NewFeed]) -
     if result.added:
         _replace(path, dump, doc, original)
     return result
+
+
+def fetch_policy(config_dir: str | os.PathLike[str]) -> tuple[dict[str, float], bool]:
+    """Return ``feeds.yaml``'s fetch settings and ``allow_private_networks``.
+
+    Raises ``ConfigError`` for problems in ``feeds.yaml``, and only there.
+    """
+    checker = Checker(Path(config_dir).resolve(), os.environ)
+    _, allow_private, fetch = load_feeds(checker)
+    if checker.problems:
+        raise ConfigError(checker.problems)
+    return fetch, allow_private
 
 
 def _entry(fid: str, feed: NewFeed) -> Any:
