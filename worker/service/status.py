@@ -21,6 +21,7 @@ Decisions:
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -171,6 +172,7 @@ class Status:
         if self._live is not None:
             self._live.start()  # sys.stderr now prints above the line: point our logs there
             self._streams = self._point_logs(sys.stderr)
+            atexit.register(self._live.stop)  # a crash must not leave the cursor hidden
 
     @staticmethod
     def _point_logs(stream: IO[str]) -> list[tuple[logging.StreamHandler[Any], IO[str]]]:
