@@ -23,7 +23,8 @@ from loopfeeds import Answer, FeedServer, local_feed
 
 from worker import keys
 from worker.config import Config, Feed
-from worker.poller import MIN_INTERVAL, Poller
+from worker.poll.pacing import MIN_INTERVAL
+from worker.poller import Poller
 
 
 @pytest.fixture
