@@ -28,7 +28,9 @@ def steady(per_hour: float, hours: float) -> Rate:
 @pytest.mark.parametrize(
     ("per_hour", "hours"), [(3.0, 12.0), (12.0, 0.5), (12.0, 12.0), (60.0, 0.5), (60.0, 12.0)]
 )
-def test_a_steady_feed_is_estimated_at_its_rate_early_and_late(per_hour: float, hours: float) -> None:
+def test_a_steady_feed_is_estimated_at_its_rate_early_and_late(
+    per_hour: float, hours: float
+) -> None:
     rate = steady(per_hour, hours)
     assert rate.per_hour(T0 + hours * HOUR) == pytest.approx(per_hour, rel=0.25)
 
@@ -89,5 +91,7 @@ def test_state_round_trip_and_a_missing_state_starts_fresh() -> None:
         (math.inf, 60.0),
     ],
 )
-def test_interval_is_half_the_expected_gap_within_bounds(per_second: float, expected: float) -> None:
+def test_interval_is_half_the_expected_gap_within_bounds(
+    per_second: float, expected: float
+) -> None:
     assert interval_for(per_second, 60.0, 1800.0) == pytest.approx(expected)

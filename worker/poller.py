@@ -421,15 +421,17 @@ class Poller:
         if fresh:
             self.redis.zadd(keys.SCHEDULE, fresh, nx=True)
 
-    async def run(self, stop: asyncio.Event, *, max_in_flight: int = 100) -> None:
-        """Poll due feeds until ``stop`` is set."""
+    async def run(
+        self, stop: asyncio.Event, *, max_in_flight: int = 100, push_every: float = 5.0
+    ) -> None:
+        """Poll due feeds until ``stop`` is set; look after WebSub every ``push_every`` s."""
         self.sync_schedule()
         in_flight: set[asyncio.Task[PollOutcome | None]] = set()
         with self.pool:
             async with Fetcher(
                 self.limits, allow_private=self.config.allow_private_networks
             ) as fetcher:
-                beat, push = 0.0, Push(self, fetcher)
+                beat, push = 0.0, Push(self, fetcher, every=push_every)
                 while not stop.is_set():
                     push.tick()
                     if time.monotonic() - beat > 5:

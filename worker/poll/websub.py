@@ -192,7 +192,8 @@ def _verify(
     except ValueError:
         lease = DEFAULT_LEASE
     mapping = {"state": "active", "lease_until": now + lease, "renew_at": now + RENEW_AT * lease}
-    client.hset(key, mapping={**mapping, "verified_at": now, "failures": 0, "error": ""})
+    done = {"verified_at": now, "failures": 0, "error": "", "next_try": 0}  # nothing pending
+    client.hset(key, mapping={**mapping, **done})
     incr(client, "websub", feed_id, "verified")
     log.info("feed %s: WebSub subscription verified, lease %.0fs", feed_id, lease)
     return 200, challenge.encode()
