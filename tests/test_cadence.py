@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from worker.poll.cadence import TAU, Rate, interval_for
+from worker.poll.cadence import TAU, Rate, feed_times, interval_for
 
 HOUR = 3600.0
 T0 = 1_700_000_000.0
@@ -95,3 +95,39 @@ def test_interval_is_half_the_expected_gap_within_bounds(
     per_second: float, expected: float
 ) -> None:
     assert interval_for(per_second, 60.0, 1800.0) == pytest.approx(expected)
+
+
+RSS = b"""<rss><channel><pubDate>Mon, 01 Jan 2024 00:00:00 GMT</pubDate>
+<item><title>a</title><pubDate>Tue, 14 Nov 2023 22:13:20 GMT</pubDate></item>
+<item><title>b</title><dc:date>2023-11-14T21:13:20Z</dc:date></item>
+<item><title>undated</title></item>
+<item><pubDate>not a date</pubDate></item></channel></rss>"""
+ATOM = b"""<feed xmlns="http://www.w3.org/2005/Atom"><updated>2030-01-01T00:00:00Z</updated>
+<entry><updated>2023-11-14T22:13:20+00:00</updated><published>2023-11-14T20:00:00Z</published></entry>
+<entry><published>2023-11-14T21:13:20</published></entry></feed>"""
+JSON = b'{"items": [{"id": "1", "date_published": "2023-11-14T22:13:20Z"}, {"id": "2"}]}'
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (RSS, [T0, T0 - 3600]),  # channel dates and undated or unreadable items left out
+        (ATOM, [T0, T0 - 3600]),  # the first date of each entry; naive times are UTC
+        (JSON, [T0]),
+        (b"<html>not a feed</html>", []),
+    ],
+    ids=["rss", "atom", "json", "none"],
+)
+def test_feed_times(body: bytes, expected: list[float]) -> None:
+    assert feed_times(body) == expected
+
+
+def test_a_first_poll_starts_from_the_items_dates() -> None:
+    wire = Rate.seeded([T0 - 60 * k for k in range(20)], T0)  # one a minute
+    assert wire.per_hour(T0) == pytest.approx(60, rel=0.1)
+    weekly = Rate.seeded([T0 - 7 * 86400 * k - 3600 for k in range(4)], T0)
+    assert interval_for(weekly.per_second(T0), 60, 1800) == 1800
+    undated = Rate.seeded([T0], T0)  # one date says nothing about a rate
+    assert undated == Rate.start(T0)
+    ancient = Rate.seeded([T0 - 400 * 86400, T0 - 500 * 86400], T0)
+    assert ancient == Rate.start(T0)

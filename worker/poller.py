@@ -202,6 +202,7 @@ class Poller:
             log.warning("feed %s: %s", feed.id, exc, extra={"feed": feed.id, "reason": exc.reason})
             return out, self._record_failure(feed, state, exc)
         now = self.clock()
+        updates.update(pacing.observed(state, res, out.times, now, first=out.first_poll))
         mapping: dict[str, Any] = {
             "failures": 0,
             "last_ok": now,
@@ -223,7 +224,6 @@ class Poller:
         hub = websub.hub_of(res) if self.config.websub_callback else None
         if hub:
             websub.offer(self.redis, feed.id, *hub)
-        updates.update(pacing.observed(state, out.times, now))
         merged = {**state, **{k.encode(): str(v).encode() for k, v in updates.items()}}
         pace, delay = pacing.after_fetch(
             feed, merged, res, now, first=out.first_poll, pushed=self._pushed(feed)
@@ -398,7 +398,8 @@ class Poller:
             res = FetchResult(200, feed.url, body, headers, None, None, None, 0.0)
             updates = await self._take(feed, res, state, out, fetcher)
             now = self.clock()
-            updates.update(pacing.observed(state, out.times, now), last_push=now)
+            first = out.first_poll
+            updates.update(pacing.observed(state, res, out.times, now, first=first), last_push=now)
             with self.redis.pipeline(transaction=False) as pipe:
                 pipe.hset(keys.feed_state(feed.id), mapping=updates)
                 pipe.hincrby(keys.feed_state(feed.id), "items_new", out.new)

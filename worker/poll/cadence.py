@@ -19,6 +19,13 @@ is estimated without bias both early (``now - since`` much shorter than
 the time it was computed at and ``since`` are stored (three numbers in the
 feed's state hash).
 
+**First poll.** The items a feed holds when we first read it were added at
+their feed times too: when they carry dates, the estimate starts from them
+(``since`` is the oldest), so a wire feed is polled at ``min_interval`` and
+a weekly blog at ``max_interval`` from the start. A feed without dates starts
+from the start-of-observation event alone: ``min_interval``, then backing
+off while nothing arrives.
+
 **Interval.** Fetch about twice per expected new item, within bounds::
 
     interval = clamp(1 / (2 * rate), min_interval, max_interval)
@@ -29,14 +36,23 @@ doubles at that pace until it reaches ``max_interval``.
 
 from __future__ import annotations
 
+import email.utils
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
-__all__ = ["TAU", "Rate", "interval_for"]
+__all__ = ["TAU", "Rate", "feed_times", "interval_for"]
 
 #: Time constant of the rate estimate (seconds): events older than a few TAU hardly count.
 TAU = 2 * 3600.0
+#: How far back a first poll's item dates may start the estimate.
+SEED_SPAN = 30 * 86400.0
+
+_ENTRY = re.compile(rb"<(?:\w+:)?(?:item|entry)[\s>]")
+_DATE = re.compile(rb"<(?:\w+:)?(?:pubDate|published|updated|date|issued)>\s*([^<]{6,64}?)\s*<")
+_JSON_DATE = re.compile(rb'"date_published"\s*:\s*"([^"]{6,64})"')
 
 
 @dataclass(frozen=True)
@@ -51,6 +67,15 @@ class Rate:
     def start(cls, now: float) -> Rate:
         """Return the estimate of a feed first observed at ``now``."""
         return cls(since=now, weight=1.0, at=now)
+
+    @classmethod
+    def seeded(cls, times: Iterable[float], now: float) -> Rate:
+        """Return the estimate of a feed first read at ``now`` holding items dated ``times``."""
+        dated = [min(t, now) for t in times if t >= now - SEED_SPAN]
+        if len(dated) < 2:
+            return cls.start(now)
+        since = min(dated)
+        return cls(since, sum(math.exp(-(now - t) / TAU) for t in dated), now)
 
     @classmethod
     def from_state(cls, state: Mapping[bytes, bytes], now: float) -> Rate:
@@ -92,3 +117,22 @@ def interval_for(rate: float, min_interval: float, max_interval: float) -> float
     if rate <= 0:
         return max_interval
     return min(max(0.5 / rate, min_interval), max_interval)
+
+
+def _timestamp(raw: bytes) -> float | None:
+    text = raw.decode("ascii", errors="replace").strip()
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        try:
+            when = datetime.fromisoformat(text)
+        except ValueError:
+            return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def feed_times(body: bytes) -> list[float]:
+    """Return the first date of each item of an RSS, Atom or JSON feed body (undated: left out)."""
+    found = [_DATE.search(chunk) for chunk in _ENTRY.split(body)[1:]]
+    raws = [m.group(1) for m in found if m] or _JSON_DATE.findall(body)
+    return [t for t in map(_timestamp, raws) if t is not None]

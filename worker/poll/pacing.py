@@ -27,7 +27,7 @@ from typing import Any
 from worker.config import Feed
 from worker.errors import FeedError
 from worker.fetch import FetchResult
-from worker.poll.cadence import Rate, interval_for
+from worker.poll.cadence import Rate, feed_times, interval_for
 
 __all__ = ["after_fetch", "backoff", "interval", "observed", "overflow"]
 
@@ -65,8 +65,15 @@ def interval(feed: Feed, state: State, now: float, *, pushed: bool = False) -> f
     return feed.interval
 
 
-def observed(state: State, times: Sequence[float | None], now: float) -> dict[str, float]:
-    """Return the rate fields of the state after items added at ``times``."""
+def observed(
+    state: State, res: FetchResult, times: Sequence[float | None], now: float, *, first: bool
+) -> dict[str, float]:
+    """Return the rate fields of the state after a fetch that added items at ``times``.
+
+    A first poll starts the estimate from the dates of the items the feed holds.
+    """
+    if first:
+        return Rate.seeded(feed_times(res.body), now).to_state()
     return Rate.from_state(state, now).observe(times, now).to_state()
 
 

@@ -1,0 +1,201 @@
+"""Adaptive poll intervals: the real poller, real Redis and a loopback feed server, on a virtual clock.
+
+Feeds publish at different rates; the poller's clock is virtual and each feed
+is polled when the poller said it would be due, so hours pass in seconds
+while every fetch is a real HTTP request answered by what was published by
+then (ETag and 304 included).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+from configs import write_config
+from loopfeeds import Answer, FeedServer, local_feed
+from websubhub import feed_body
+
+from worker.config import Config, Feed, load_config
+from worker.errors import ConfigError
+from worker.fetch import Fetcher
+from worker.poller import Poller
+from worker.stats import feed_health
+
+T0 = 1_760_000_000.0
+HOURS = 4
+
+
+@dataclass
+class Clock:
+    now: float = T0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Schedule:
+    """What a feed publishes: one item every ``every`` seconds from ``start`` (None: never).
+
+    By default it has published 20 items before the first poll, as a live feed has.
+    """
+
+    every: float | None
+    start: float | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def body(self, url: str, now: float) -> bytes:
+        times: list[float] = []
+        if self.every is not None:
+            start = T0 - 20 * self.every + 1 if self.start is None else self.start
+            n = int((now - start) // self.every) + 1 if now >= start else 0
+            times = [start + k * self.every for k in range(max(0, n - 20), n)]
+        items = [(f"item-{t:.0f}", f"Story at {t:.0f}", t) for t in times]
+        return feed_body(items, hub=None, topic=url)
+
+
+@pytest.fixture
+def server() -> Iterator[FeedServer]:
+    srv = FeedServer()
+    yield srv
+    srv.close()
+
+
+def simulate(
+    client: redis.Redis, server: FeedServer, feeds: dict[str, tuple[Schedule, dict[str, float]]]
+) -> tuple[dict[str, list[tuple[float, float]]], Clock, list[Feed]]:
+    """Poll every feed when it is due for HOURS virtual hours; return (time, interval) per feed."""
+    clock = Clock()
+    configured = []
+    for fid, (sched, settings) in feeds.items():
+        url = server.url(f"/{fid}.xml")
+        server.answers[f"/{fid}.xml"] = lambda s=sched, u=url: Answer(  # type: ignore[misc]
+            s.body(u, clock.now), etag=True, headers=dict(s.headers)
+        )
+        configured.append(local_feed(fid, url, **settings))  # type: ignore[arg-type]
+    config = Config(
+        root="",
+        version="t",
+        feeds=tuple(configured),
+        watchlists=(),
+        destinations={},
+        allow_private_networks=True,
+    )
+    poller = Poller(client, config, clock=clock, parse_workers=0)
+    due = {f.id: T0 for f in configured}
+    seen: dict[str, list[tuple[float, float]]] = defaultdict(list)
+
+    async def run() -> None:
+        with poller.pool:
+            async with Fetcher(allow_private=True) as fetcher:
+                while True:
+                    fid = min(due, key=due.__getitem__)
+                    if due[fid] > T0 + HOURS * 3600:
+                        return
+                    clock.now = due[fid]
+                    feed = config.feed(fid)
+                    assert feed is not None
+                    out, delay = await poller.poll_feed(fetcher, feed)
+                    assert out.error is None, out.error
+                    due[fid] = clock.now + delay
+                    seen[fid].append((clock.now, delay))
+
+    asyncio.run(run())
+    return seen, clock, configured
+
+
+def late(polls: list[tuple[float, float]], hours: float = 1.5) -> list[float]:
+    """Return the delays chosen in the last ``hours`` of the run."""
+    return [d for t, d in polls if t >= T0 + (HOURS - hours) * 3600]
+
+
+def test_intervals_follow_each_feeds_rate_within_bounds(
+    redis_client: redis.Redis, server: FeedServer
+) -> None:
+    polls, clock, feeds = simulate(
+        redis_client,
+        server,
+        {
+            "wire": (Schedule(60), {}),  # wants 30 s: min_interval (1m) wins
+            "busy": (Schedule(240), {}),  # 15/h: every 2 min
+            "steady": (Schedule(1200), {}),  # 3/h: every 10 min
+            # Once a day (20 days of items when first read, the next 2 h later): max_interval.
+            "daily": (Schedule(86400, start=T0 + 7200 - 20 * 86400), {}),
+            "silent": (Schedule(None), {}),
+            "floored": (Schedule(30), {"min_interval": 180.0}),
+            "capped": (Schedule(3600), {"max_interval": 600.0}),
+            "fixed": (Schedule(60), {"interval": 420.0}),  # a fixed interval wins
+            "max-age": (Schedule(60, headers=(("Cache-Control", "max-age=900"),)), {}),
+        },
+    )
+    median = {fid: statistics.median(late(p)) for fid, p in polls.items()}
+    assert 60 <= median["wire"] <= 66  # 1.0-1.1 jitter on top of the bound
+    assert 100 <= median["busy"] <= 160
+    assert 450 <= median["steady"] <= 800
+    assert 180 <= median["floored"] <= 198
+    assert 600 <= median["capped"] <= 660
+    assert 420 <= median["fixed"] <= 462
+    assert 900 <= median["max-age"] <= 990
+    for quiet in ("daily", "silent"):
+        assert all(1800 <= d <= 1980 for d in late(polls[quiet], 3.0)), quiet
+        fetch_times = [t for t, _ in polls[quiet] if t >= T0 + (HOURS - 3) * 3600]
+        assert len(fetch_times) <= 2 * 3  # at most twice an hour once past its first hour
+
+    rows = {r["id"]: r for r in feed_health(redis_client, feeds, clock.now)}
+    assert rows["wire"]["items_per_hour"] == pytest.approx(60, rel=0.15)
+    assert rows["steady"]["items_per_hour"] == pytest.approx(3, rel=0.5)
+    assert rows["wire"]["auto"] and not rows["fixed"]["auto"]
+    assert rows["wire"]["fetches_per_hour"] == pytest.approx(len(polls["wire"]) / HOURS, rel=0.05)
+    assert rows["wire"]["not_modified_share"] < 0.1  # every wire poll finds a new item
+    assert rows["silent"]["not_modified_share"] > 0.9  # the same body: 304 after the first
+    assert rows["silent"]["items_per_hour"] < 0.5
+
+
+def test_feeds_yaml_interval_settings(tmp_path: Path) -> None:
+    feeds = """\
+allow_private_networks: true
+websub: {callback: "https://alerts.example.com/"}
+defaults: {max_interval: 20m}
+feeds:
+  - {id: a, url: "https://a.example/rss"}
+  - {id: b, url: "https://b.example/rss", interval: 2m}
+  - {id: c, url: "https://c.example/rss", interval: auto, min_interval: 30s, max_interval: 1h}
+"""
+    config = load_config(write_config(tmp_path / "c", feeds=feeds, destinations="{}\n"))
+    a, b, c = config.feeds
+    assert (a.interval, a.min_interval, a.max_interval) == (None, 60.0, 1200.0)
+    assert (b.interval, b.min_interval, b.max_interval) == (120.0, 60.0, 1200.0)
+    assert (c.interval, c.min_interval, c.max_interval) == (None, 30.0, 3600.0)
+    assert config.websub_callback == "https://alerts.example.com"
+    plain = load_config(write_config(tmp_path / "d", feeds="feeds: []\n", destinations="{}\n"))
+    assert plain.websub_callback is None
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (
+            "  - {id: a, url: 'https://a.example/rss', min_interval: 1h, max_interval: 5m}",
+            "min_interval exceeds max_interval",
+        ),
+        ("  - {id: a, url: 'https://a.example/rss', interval: soon}", "bad duration"),
+        ("  - {id: a, url: 'https://a.example/rss', max_interval: 0s}", "at least 1s"),
+    ],
+)
+def test_bad_interval_settings_are_config_errors(tmp_path: Path, line: str, message: str) -> None:
+    root = write_config(tmp_path / "c", feeds=f"feeds:\n{line}\n", destinations="{}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(root)
+    assert message in str(err.value) and "feeds.yaml:2:" in str(err.value)
+
+
+def test_a_bad_websub_callback_is_a_config_error(tmp_path: Path) -> None:
+    feeds = "websub: {callback: alerts.example.com}\nfeeds: []\n"
+    with pytest.raises(ConfigError, match=r"feeds.yaml:1:\d+: websub callback must be http"):
+        load_config(write_config(tmp_path / "c", feeds=feeds, destinations="{}\n"))
