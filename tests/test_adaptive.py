@@ -8,56 +8,28 @@ then (ETag and 304 included).
 
 from __future__ import annotations
 
-import asyncio
 import statistics
-from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import redis
 from configs import write_config
-from loopfeeds import Answer, FeedServer, local_feed
-from websubhub import feed_body
+from loopfeeds import FeedServer
+from virtualpoll import Source, every, simulate
 
-from worker.config import Config, Feed, load_config
+from worker.config import load_config
 from worker.errors import ConfigError
-from worker.fetch import Fetcher
-from worker.poller import Poller
 from worker.stats import feed_health
 
 T0 = 1_760_000_000.0
 HOURS = 4
+END = T0 + HOURS * 3600
 
 
-@dataclass
-class Clock:
-    now: float = T0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@dataclass
-class Schedule:
-    """What a feed publishes: one item every ``every`` seconds from ``start`` (None: never).
-
-    By default it has published 20 items before the first poll, as a live feed has.
-    """
-
-    every: float | None
-    start: float | None = None
-    headers: tuple[tuple[str, str], ...] = ()
-
-    def body(self, url: str, now: float) -> bytes:
-        times: list[float] = []
-        if self.every is not None:
-            start = T0 - 20 * self.every + 1 if self.start is None else self.start
-            n = int((now - start) // self.every) + 1 if now >= start else 0
-            times = [start + k * self.every for k in range(max(0, n - 20), n)]
-        items = [(f"item-{t:.0f}", f"Story at {t:.0f}", t) for t in times]
-        return feed_body(items, hub=None, topic=url)
+def steady(gap: float, **settings: float) -> Source:
+    """A feed with an item every ``gap`` s, 20 of them already there when first read."""
+    return Source(every(gap, T0 - 20 * gap + 1, END), settings)
 
 
 @pytest.fixture
@@ -65,49 +37,6 @@ def server() -> Iterator[FeedServer]:
     srv = FeedServer()
     yield srv
     srv.close()
-
-
-def simulate(
-    client: redis.Redis, server: FeedServer, feeds: dict[str, tuple[Schedule, dict[str, float]]]
-) -> tuple[dict[str, list[tuple[float, float]]], Clock, list[Feed]]:
-    """Poll every feed when it is due for HOURS virtual hours; return (time, interval) per feed."""
-    clock = Clock()
-    configured = []
-    for fid, (sched, settings) in feeds.items():
-        url = server.url(f"/{fid}.xml")
-        server.answers[f"/{fid}.xml"] = lambda s=sched, u=url: Answer(  # type: ignore[misc]
-            s.body(u, clock.now), etag=True, headers=dict(s.headers)
-        )
-        configured.append(local_feed(fid, url, **settings))  # type: ignore[arg-type]
-    config = Config(
-        root="",
-        version="t",
-        feeds=tuple(configured),
-        watchlists=(),
-        destinations={},
-        allow_private_networks=True,
-    )
-    poller = Poller(client, config, clock=clock, parse_workers=0)
-    due = {f.id: T0 for f in configured}
-    seen: dict[str, list[tuple[float, float]]] = defaultdict(list)
-
-    async def run() -> None:
-        with poller.pool:
-            async with Fetcher(allow_private=True) as fetcher:
-                while True:
-                    fid = min(due, key=due.__getitem__)
-                    if due[fid] > T0 + HOURS * 3600:
-                        return
-                    clock.now = due[fid]
-                    feed = config.feed(fid)
-                    assert feed is not None
-                    out, delay = await poller.poll_feed(fetcher, feed)
-                    assert out.error is None, out.error
-                    due[fid] = clock.now + delay
-                    seen[fid].append((clock.now, delay))
-
-    asyncio.run(run())
-    return seen, clock, configured
 
 
 def late(polls: list[tuple[float, float]], hours: float = 1.5) -> list[float]:
@@ -118,22 +47,25 @@ def late(polls: list[tuple[float, float]], hours: float = 1.5) -> list[float]:
 def test_intervals_follow_each_feeds_rate_within_bounds(
     redis_client: redis.Redis, server: FeedServer
 ) -> None:
-    polls, clock, feeds = simulate(
+    run = simulate(
         redis_client,
         server,
         {
-            "wire": (Schedule(60), {}),  # wants 30 s: min_interval (1m) wins
-            "busy": (Schedule(240), {}),  # 15/h: every 2 min
-            "steady": (Schedule(1200), {}),  # 3/h: every 10 min
+            "wire": steady(60),  # wants 30 s: min_interval (1m) wins
+            "busy": steady(240),  # 15/h: every 2 min
+            "steady": steady(1200),  # 3/h: every 10 min
             # Once a day (20 days of items when first read, the next 2 h later): max_interval.
-            "daily": (Schedule(86400, start=T0 + 7200 - 20 * 86400), {}),
-            "silent": (Schedule(None), {}),
-            "floored": (Schedule(30), {"min_interval": 180.0}),
-            "capped": (Schedule(3600), {"max_interval": 600.0}),
-            "fixed": (Schedule(60), {"interval": 420.0}),  # a fixed interval wins
-            "max-age": (Schedule(60, headers=(("Cache-Control", "max-age=900"),)), {}),
+            "daily": Source(every(86400, T0 + 7200 - 20 * 86400, END)),
+            "silent": Source([]),  # nothing, ever: no dates to start from
+            "floored": steady(30, min_interval=180.0),
+            "capped": steady(3600, max_interval=600.0),
+            "fixed": steady(60, interval=420.0),  # a fixed interval wins
+            "max-age": Source(every(60, T0 - 1200, END), headers={"Cache-Control": "max-age=900"}),
         },
+        T0,
+        HOURS,
     )
+    polls = run.polls
     median = {fid: statistics.median(late(p)) for fid, p in polls.items()}
     assert 60 <= median["wire"] <= 66  # 1.0-1.1 jitter on top of the bound
     assert 100 <= median["busy"] <= 160
@@ -142,12 +74,13 @@ def test_intervals_follow_each_feeds_rate_within_bounds(
     assert 600 <= median["capped"] <= 660
     assert 420 <= median["fixed"] <= 462
     assert 900 <= median["max-age"] <= 990
+    assert 25 <= statistics.median(run.waits["wire"]) <= 40  # half of a ~63 s interval
     for quiet in ("daily", "silent"):
         assert all(1800 <= d <= 1980 for d in late(polls[quiet], 3.0)), quiet
         fetch_times = [t for t, _ in polls[quiet] if t >= T0 + (HOURS - 3) * 3600]
         assert len(fetch_times) <= 2 * 3  # at most twice an hour once past its first hour
 
-    rows = {r["id"]: r for r in feed_health(redis_client, feeds, clock.now)}
+    rows = {r["id"]: r for r in feed_health(redis_client, run.feeds, run.clock.now)}
     assert rows["wire"]["items_per_hour"] == pytest.approx(60, rel=0.15)
     assert rows["steady"]["items_per_hour"] == pytest.approx(3, rel=0.5)
     assert rows["wire"]["auto"] and not rows["fixed"]["auto"]

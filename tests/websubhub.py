@@ -153,14 +153,20 @@ class Hub:
         self.httpd.server_close()
 
 
-def feed_body(items: list[tuple[str, str, float]], *, hub: str | None, topic: str) -> bytes:
+def feed_body(
+    items: list[tuple[str, str, float]],
+    *,
+    hub: str | None,
+    topic: str,
+    links: str = "https://news.example.com/",
+) -> bytes:
     """Return an RSS 2.0 feed of (guid, title, published) items that names ``hub`` (newest first)."""
     links = f'<atom:link rel="self" href="{escape(topic)}"/>'
     if hub:
         links += f'<atom:link rel="hub" href="{escape(hub)}"/>'
     entries = "".join(
         f'<item><title>{escape(title)}</title><guid isPermaLink="false">{escape(guid)}</guid>'
-        f"<link>https://news.example.com/{escape(guid)}</link>"
+        f"<link>{escape(links + guid)}</link>"
         f"<pubDate>{formatdate(published, usegmt=True)}</pubDate></item>"
         for guid, title, published in sorted(items, key=lambda i: -i[2])
     )
