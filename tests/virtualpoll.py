@@ -47,12 +47,12 @@ class Source:
 
 @dataclass
 class Run:
-    """What happened: per feed, (time, delay chosen) of each poll and each new item's wait."""
+    """What happened, per feed: (time, delay chosen) of each poll, (published, wait) of each item."""
 
     clock: Clock
     feeds: list[Feed]
     polls: dict[str, list[tuple[float, float]]] = field(default_factory=lambda: defaultdict(list))
-    waits: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    waits: dict[str, list[tuple[float, float]]] = field(default_factory=lambda: defaultdict(list))
 
 
 def every(gap: float, start: float, end: float) -> list[float]:
@@ -93,7 +93,7 @@ def simulate(
                     assert out.error is None, out.error
                     due[fid] = run.clock.now + delay
                     run.polls[fid].append((run.clock.now, delay))
-                    run.waits[fid] += [run.clock.now - t for t in out.times if t is not None]
+                    run.waits[fid] += [(t, run.clock.now - t) for t in out.times if t is not None]
 
     asyncio.run(loop())
     return run

@@ -158,15 +158,15 @@ def feed_body(
     *,
     hub: str | None,
     topic: str,
-    links: str = "https://news.example.com/",
+    link_base: str = "https://news.example.com/",
 ) -> bytes:
     """Return an RSS 2.0 feed of (guid, title, published) items that names ``hub`` (newest first)."""
-    links = f'<atom:link rel="self" href="{escape(topic)}"/>'
+    head = f'<atom:link rel="self" href="{escape(topic)}"/>'
     if hub:
-        links += f'<atom:link rel="hub" href="{escape(hub)}"/>'
+        head += f'<atom:link rel="hub" href="{escape(hub)}"/>'
     entries = "".join(
         f'<item><title>{escape(title)}</title><guid isPermaLink="false">{escape(guid)}</guid>'
-        f"<link>{escape(links + guid)}</link>"
+        f"<link>{escape(link_base + guid)}</link>"
         f"<pubDate>{formatdate(published, usegmt=True)}</pubDate></item>"
         for guid, title, published in sorted(items, key=lambda i: -i[2])
     )
@@ -174,5 +174,5 @@ def feed_body(
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom"><channel>'
         f"<title>t</title><link>https://news.example.com/</link><description>d</description>"
-        f"{links}{entries}</channel></rss>"
+        f"{head}{entries}</channel></rss>"
     ).encode()
