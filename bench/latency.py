@@ -51,9 +51,9 @@ from loopfeeds import Answer, FeedServer
 from virtualpoll import Run, Source, every, simulate
 from websubhub import Hub, feed_body
 
-from worker import keys
-from worker.stats import feed_health
-from worker.store import EmbeddedRedis
+from worker.core import keys
+from worker.core.store import EmbeddedRedis
+from worker.service.stats import feed_health
 
 T0 = 1_760_000_000.0
 WARM_UP = 1800.0

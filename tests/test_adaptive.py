@@ -20,7 +20,7 @@ from virtualpoll import Source, every, simulate
 
 from worker.config import load_config
 from worker.errors import ConfigError
-from worker.stats import feed_health
+from worker.service.stats import feed_health
 
 T0 = 1_760_000_000.0
 HOURS = 4

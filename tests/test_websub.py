@@ -20,16 +20,17 @@ from configs import NK_WATCHLIST, write_config
 from loopfeeds import Answer, FeedServer, local_feed
 from websubhub import Hub, feed_body
 
-from worker import keys
-from worker.app import App, install
 from worker.config import Config, Feed
-from worker.exporter import RedisCollector, serve
-from worker.fetch import FetchResult
-from worker.metrics import read
+from worker.core import keys
+from worker.core.metrics import read
 from worker.poll import websub
+from worker.poll.fetch import FetchResult
+from worker.poll.poller import Poller
 from worker.poll.subscriptions import _due
-from worker.poller import Poller
-from worker.runner import drain
+from worker.service.app import App, install
+from worker.service.exporter import RedisCollector, serve
+from worker.service.queue import enqueue_match
+from worker.service.roles import drain
 
 T0 = 1_760_000_000.0
 
@@ -230,7 +231,7 @@ def test_subscribe_verify_push_forge_renew_and_unsubscribe(
     env: Env, redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
     feed = local_feed("world", env.topic, min_interval=600.0, max_interval=3600.0)
-    poller = Poller(redis_client, config(env, feed), parse_workers=0)
+    poller = Poller(redis_client, config(env, feed), enqueue=enqueue_match, parse_workers=0)
     asyncio.run(poller.poll_all())  # the first poll discovers the hub and marks the items seen
     assert websub.record(redis_client, "world")["hub"] == env.hub.url
 
@@ -283,7 +284,7 @@ def test_subscribe_verify_push_forge_renew_and_unsubscribe(
     asyncio.run(polling(poller, scenario))
 
     # The feed leaves the config: we unsubscribe, the hub verifies, the record goes.
-    gone = Poller(redis_client, config(env), parse_workers=0)
+    gone = Poller(redis_client, config(env), enqueue=enqueue_match, parse_workers=0)
 
     async def unsubscribed() -> None:
         await until(lambda: not env.hub.subscribers(env.topic))
@@ -324,7 +325,7 @@ def test_a_pushed_item_alerts_without_waiting_for_a_poll(
     )
     app = App(root, redis_url=redis_url, var_dir=tmp_path / "var")
     install(app)
-    poller = Poller(app.redis, app.config(), parse_workers=0)
+    poller = Poller(app.redis, app.config(), enqueue=enqueue_match, parse_workers=0)
     asyncio.run(poller.poll_all())
 
     async def scenario() -> None:
@@ -346,7 +347,7 @@ def test_a_hub_that_stops_pushing_is_covered_by_the_safety_net_poll(
 ) -> None:
     env.hub.lease_seconds = 3600
     feed = local_feed("world", env.topic, min_interval=1.0, max_interval=2.0)
-    poller = Poller(redis_client, config(env, feed), parse_workers=0)
+    poller = Poller(redis_client, config(env, feed), enqueue=enqueue_match, parse_workers=0)
     asyncio.run(poller.poll_all())
 
     async def scenario() -> None:
@@ -371,7 +372,7 @@ def test_without_a_callback_nothing_is_subscribed(env: Env, redis_client: redis.
         destinations={},
         allow_private_networks=True,
     )
-    poller = Poller(redis_client, plain, parse_workers=0)
+    poller = Poller(redis_client, plain, enqueue=enqueue_match, parse_workers=0)
 
     async def scenario() -> None:
         await until(lambda: env.server.count("/world.xml") >= 1)

@@ -19,8 +19,9 @@ from loopfeeds import Answer, FeedServer, local_feed
 from websubhub import feed_body
 
 from worker.config import Config, Feed
-from worker.fetch import Fetcher
-from worker.poller import Poller
+from worker.poll.fetch import Fetcher
+from worker.poll.poller import Poller
+from worker.service.queue import enqueue_match
 
 
 @dataclass
@@ -79,7 +80,7 @@ def simulate(
         destinations={},
         allow_private_networks=True,
     )
-    poller = Poller(client, config, clock=run.clock, parse_workers=0)
+    poller = Poller(client, config, enqueue=enqueue_match, clock=run.clock, parse_workers=0)
     due = {f.id: start for f in run.feeds}
 
     async def loop() -> None:

@@ -26,8 +26,8 @@ from typing import Any
 
 from worker.config import Feed
 from worker.errors import FeedError
-from worker.fetch import FetchResult
 from worker.poll.cadence import Rate, feed_times, interval_for
+from worker.poll.fetch import FetchResult
 
 __all__ = ["after_fetch", "backoff", "interval", "observed", "overflow"]
 

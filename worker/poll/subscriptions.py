@@ -36,15 +36,15 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
-from worker import keys
+from worker.core import keys
+from worker.core.metrics import incr
 from worker.errors import FeedError
-from worker.metrics import incr
 from worker.poll import websub
 
 if TYPE_CHECKING:
     from worker.config import Config
-    from worker.fetch import Fetcher
-    from worker.poller import Poller
+    from worker.poll.fetch import Fetcher
+    from worker.poll.poller import Poller
 
 __all__ = ["Push", "maintain"]
 

@@ -43,11 +43,11 @@ from urllib.parse import parse_qs, urljoin
 
 import redis
 
-from worker import keys
-from worker.metrics import incr
+from worker.core import keys
+from worker.core.metrics import incr
 
 if TYPE_CHECKING:
-    from worker.fetch import FetchResult
+    from worker.poll.fetch import FetchResult
 
 __all__ = ["answer", "describe", "hub_of", "offer", "pushing", "record", "records"]
 
