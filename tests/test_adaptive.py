@@ -8,6 +8,7 @@ then (ETag and 304 included).
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ from virtualpoll import Source, every, simulate
 
 from worker.config import load_config
 from worker.errors import ConfigError
-from worker.service.stats import feed_health
+from worker.service.stats import feed_health, render_feeds
 
 T0 = 1_760_000_000.0
 HOURS = 4
@@ -90,6 +91,11 @@ def test_intervals_follow_each_feeds_rate_within_bounds(
     assert rows["wire"]["not_modified_share"] < 0.1  # every wire poll finds a new item
     assert rows["silent"]["not_modified_share"] > 0.9  # the same body: 304 after the first
     assert rows["silent"]["items_per_hour"] < 0.5
+    table = render_feeds(list(rows.values()), run.clock.now)
+    line = {row.split()[0]: row for row in table[1:]}
+    assert re.search(r" 6\ds auto +[56]\d(\.\d)? +5\d\.\d +0% +- ", line["wire"]), table
+    assert re.search(r" 4\d\ds +[56]\d", line["fixed"]), table  # fixed: no "auto"
+    assert re.search(r" 9\d% ", line["silent"]), table
 
 
 def test_feeds_yaml_interval_settings(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,6 +32,7 @@ from worker.service.app import App, install
 from worker.service.exporter import RedisCollector, serve
 from worker.service.queue import enqueue_match
 from worker.service.roles import drain
+from worker.service.stats import collect, render_stats
 
 T0 = 1_760_000_000.0
 
@@ -340,6 +342,10 @@ def test_a_pushed_item_alerts_without_waiting_for_a_poll(
     asyncio.run(polling(poller, scenario))
     assert len(receiver.received) == 1
     assert "Kursk" in receiver.received[0]["body"]["title"]
+    data = collect(app)
+    (row,) = data["feeds"]
+    assert row["websub"]["state"] == "active" and row["websub"]["last_push"] > time.time() - 60
+    assert re.search(r"world .* active \d+s ago", render_stats(data))
 
 
 def test_a_hub_that_stops_pushing_is_covered_by_the_safety_net_poll(

@@ -131,7 +131,7 @@ def render_feeds(feeds: list[dict[str, Any]], now: float) -> list[str]:
                 f["status"] or "-",
                 _ago(now, f["last_ok"]),
                 f"{f['interval']:.0f}s" + (" auto" if f["auto"] else ""),
-                "-" if f["items_per_hour"] is None else f"{f['items_per_hour']:.2g}",
+                "-" if f["items_per_hour"] is None else f"{f['items_per_hour']:.3g}",
                 f"{f['fetches_per_hour']:g}",
                 "-" if share is None else f"{share:.0%}",
                 pushed,
