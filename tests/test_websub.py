@@ -266,6 +266,10 @@ def test_subscribe_verify_push_forge_renew_and_unsubscribe(
         assert any("X-Hub-Signature" in r.getMessage() for r in caplog.records)
         env.items.pop()
 
+        # Signed but unreadable content is dropped with a log line; the loop goes on.
+        assert await asyncio.to_thread(env.hub.publish, env.topic, b"not a feed") == [202]
+        await until(lambda: any("pushed content dropped" in r.getMessage() for r in caplog.records))
+
         # §7: a signed push is taken through the poll path, without a fetch.
         env.add("pushed-1", "Pushed story")
         assert await asyncio.to_thread(env.hub.publish, env.topic, env.body()) == [202]

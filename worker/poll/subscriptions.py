@@ -120,6 +120,12 @@ async def maintain(client: redis.Redis, config: Config, fetcher: Fetcher, now: f
             await _ask(client, fetcher, feed_id, sub, action, config.websub_callback or "", now)
 
 
+def _report(task: asyncio.Task[Any]) -> None:
+    """Log what ended a background task with an error (the next tick starts it again)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s failed: %r", task.get_name(), task.exception())
+
+
 class Push:
     """The WebSub work of one poll loop: background maintenance and inbox drains."""
 
@@ -132,6 +138,7 @@ class Push:
         task = self._tasks.get(name)
         if task is None or task.done():
             self._tasks[name] = asyncio.create_task(work(), name=f"websub-{name}")
+            self._tasks[name].add_done_callback(_report)
 
     def tick(self) -> None:
         """Start what is due (each kind of work runs once at a time)."""
@@ -155,7 +162,11 @@ class Push:
                 log.info("feed %s: pushed content dropped: no longer configured", msg["feed"])
                 continue
             body = base64.b64decode(msg["body"])
-            out = await self.poller.take_pushed(self.fetcher, feed, body, msg["headers"])
+            try:
+                out = await self.poller.take_pushed(self.fetcher, feed, body, msg["headers"])
+            except FeedError as exc:  # unreadable content: dropped; the next poll reads the feed
+                log.warning("feed %s: pushed content dropped: %s", feed.id, exc)
+                continue
             if out is None:  # being polled right now: try again on the next tick
                 client.lpush(keys.WEBSUB_INBOX, raw)
                 break
