@@ -16,6 +16,10 @@ Decisions:
   index the text the user sees. The canonical form of a field is its tokens
   joined by single spaces with a space at each end; a term matches a field
   exactly when ``" term "`` (or ``" prefix"``) is a substring of it.
+- Speed: ASCII text is folded with C calls only. Other text is cut at white
+  space (no token spans white space) and each piece is normalised once per
+  process and cached: news repeats its words, so most pieces are cache hits.
+  Offsets are only needed for highlights, so they are computed when asked.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import html
 import re
 import sys
 import unicodedata
+from collections.abc import Callable
 from functools import lru_cache
 from html.parser import HTMLParser
 
@@ -64,7 +69,10 @@ _ASCII_TOKEN_RE = re.compile(r"[A-Za-z0-9]+")
 _ASCII_FOLD = str.maketrans({i: (chr(i).lower() if chr(i).isalnum() else " ") for i in range(128)})
 # Typographic punctuation (curly quotes, dashes, no-break space) is common in English
 # feeds and a separator either way: blank it so such text keeps the fast path.
-_TYPOGRAPHIC_RE = re.compile("[\u00a0\u00ab\u00bb\u00b7\u2010-\u2027\u2039\u203a]")
+_TYPOGRAPHIC = "\u00a0\u00ab\u00bb\u00b7\u2010-\u2027\u2039\u203a"
+_TYPOGRAPHIC_RE = re.compile(f"[{_TYPOGRAPHIC}]")
+# Stops at the first character that is neither ASCII nor typographic (early in Cyrillic text).
+_NOT_PLAIN_RE = re.compile(f"[^\x00-\x7f{_TYPOGRAPHIC}]")
 _RUN_RE = re.compile(r"\S+")
 # After NFKC a token may contain separators (½ → 1⁄2) or fold into spaceless chars.
 _SPLIT_RE = re.compile(f"[{SPACELESS}]|(?:[^\\W_{SPACELESS}]|[{_MARKS}])+")
@@ -96,6 +104,51 @@ def tokenize(text: str) -> tuple[list[str], list[tuple[int, int]]]:
     return tokens, spans
 
 
+def _piece(piece: str) -> str:
+    """Return the normalised tokens of a piece of text without white space, space-joined."""
+    return " ".join(tok for m in TOKEN_RE.finditer(piece) for tok in normalise_word(m.group()))
+
+
+class Pieces:
+    """Turn text into a canonical form piece by piece, each distinct piece computed once.
+
+    A piece is a run of text between white space; no token spans white space, so a
+    text's tokens are its pieces' tokens in order. ``convert`` maps a piece to its
+    tokens joined by single spaces ("" for none). The cache is a plain dict, looked
+    up in one C call per text; it is emptied when it holds ``maxsize`` pieces.
+    """
+
+    def __init__(self, convert: Callable[[str], str], maxsize: int = 200_000) -> None:
+        self.convert = convert
+        self.maxsize = maxsize
+        self.cache: dict[str, str] = {}
+
+    def canonical(self, text: str) -> str:
+        """Return the converted tokens of ``text`` joined by single spaces, a space at each end."""
+        pieces = text.split()
+        try:
+            out = list(map(self.cache.__getitem__, pieces))
+        except KeyError:
+            out = list(map(self._miss, pieces))
+        return " " + " ".join(filter(None, out)) + " "  # a piece may hold no token: ""
+
+    def _miss(self, piece: str) -> str:
+        got = self.cache.get(piece)
+        if got is None:
+            if len(self.cache) >= self.maxsize:
+                self.cache.clear()
+            got = self.cache[piece] = self.convert(piece)
+        return got
+
+
+_PIECES = Pieces(_piece)
+
+
+def canonical(text: str) -> str:
+    """Return the canonical form of ``text``: its tokens joined by spaces, a space at each end."""
+    return _PIECES.canonical(text)
+
+
 def words(text: str) -> list[str]:
     """Return the normalised tokens of ``text``."""
     if text.isascii():
@@ -111,22 +164,25 @@ class Field:
     def __init__(self, text: str) -> None:
         self.text = text
         self._spans: list[tuple[int, int]] | None = None
-        plain = text if text.isascii() else _TYPOGRAPHIC_RE.sub(" ", text)
-        if plain.isascii():
+        self._folded: str | None
+        if text.isascii() or not _NOT_PLAIN_RE.search(text):
+            plain = text if text.isascii() else _TYPOGRAPHIC_RE.sub(" ", text)
             self._folded = plain.translate(_ASCII_FOLD)
             # Fast path, C calls only (a regex tokeniser costs 10x more); spans are
             # found in the folded text, which has the same offsets, when asked.
             self.canonical = " " + " ".join(self._folded.split()) + " "
         else:
-            self._folded = ""
-            tokens, self._spans = tokenize(text)
-            self.canonical = " " + " ".join(tokens) + " "
+            self._folded = None  # offsets differ after normalisation: tokenise when asked
+            self.canonical = canonical(text)
 
     @property
     def spans(self) -> list[tuple[int, int]]:
         """Return the original-text span of each token."""
         if self._spans is None:
-            self._spans = [m.span() for m in _RUN_RE.finditer(self._folded)]
+            if self._folded is None:
+                self._spans = tokenize(self.text)[1]
+            else:
+                self._spans = [m.span() for m in _RUN_RE.finditer(self._folded)]
         return self._spans
 
     def token_index(self, pos: int) -> int:
