@@ -60,7 +60,7 @@ def _mark_class() -> str:
     return re.escape(body).replace("\\-", "-") + "\u00ad\u200b-\u200d\u2060\ufeff"
 
 
-_INVISIBLE = re.compile("[\u00ad\u200b-\u200d\u2060\ufeff]")
+INVISIBLE_RE = re.compile("[\u00ad\u200b-\u200d\u2060\ufeff]")
 _MARKS = _mark_class()
 #: A word: one spaceless-script character, or a run of other letters/digits/marks.
 TOKEN_RE = re.compile(f"[{SPACELESS}]|(?:[^\\W_{SPACELESS}]|[{_MARKS}])+")
@@ -86,7 +86,7 @@ def normalise_word(word: str) -> tuple[str, ...]:
     s = unicodedata.normalize("NFKC", word).casefold()
     s = unicodedata.normalize("NFKD", s)
     s = "".join(c for c in s if not "\u0300" <= c <= "\u036f")
-    s = _INVISIBLE.sub("", unicodedata.normalize("NFC", s))
+    s = INVISIBLE_RE.sub("", unicodedata.normalize("NFC", s))
     return tuple(sys.intern(t) for t in _SPLIT_RE.findall(s))
 
 
