@@ -25,6 +25,7 @@ from worker.errors import ConfigError, QueryError
 from worker.message import check_template
 from worker.model import TEXT_FIELDS
 from worker.rules import RuleSpec, validate
+from worker.rules.forms import check_languages
 from worker.schedule import parse_digest, parse_quiet_hours
 from worker.yamlcheck import (
     Checker,
@@ -180,16 +181,33 @@ def _fetch_settings(ld: Checker, path: Path, top: Map) -> dict[str, float]:
     return out
 
 
-def _load_feeds(ld: Checker) -> tuple[tuple[Feed, ...], bool, dict[str, float]]:
+def _languages(ld: Checker, path: Path, node: Map, default: tuple[str, ...]) -> tuple[str, ...]:
+    """Return the ``languages:`` of a mapping (``default`` without one); flag unknown codes."""
+    if not isinstance(node, Map) or "languages" not in node:
+        return default
+    codes = ld.strings(path, node, "languages")
+    seq = node.get("languages")
+    known = []
+    for i, code in enumerate(codes):
+        problem = check_languages((code,))
+        if problem:
+            pos = ld.value_pos(seq, i) if isinstance(seq, Seq) else ld.value_pos(node, "languages")
+            ld.error(path, pos, f"languages: {problem}")
+        else:
+            known.append(code)
+    return tuple(dict.fromkeys(known))
+
+
+def _load_feeds(ld: Checker) -> tuple[tuple[Feed, ...], bool, dict[str, float], tuple[str, ...]]:
     path = ld.root / "feeds.yaml"
     doc = ld.load(path)
     if doc is None:
-        return (), False, {}
-    top = ld.mapping(
-        path, doc, "feeds.yaml", {"defaults", "allow_private_networks", "fetch", "feeds"}, {"feeds"}
-    )
+        return (), False, {}, ()
+    keys = {"defaults", "allow_private_networks", "fetch", "feeds", "languages"}
+    top = ld.mapping(path, doc, "feeds.yaml", keys, {"feeds"})
     if top is None:
-        return (), False, {}
+        return (), False, {}, ()
+    languages = _languages(ld, path, top, ())
     fetch = _fetch_settings(ld, path, top)
     defaults = top.get("defaults") or Map()
     ld.mapping(path, defaults, "defaults", {"interval", "backfill", *_FULLTEXT_KEYS})
@@ -204,7 +222,7 @@ def _load_feeds(ld: Checker) -> tuple[tuple[Feed, ...], bool, dict[str, float]]:
         entries = Seq()
     if not isinstance(entries, Seq):
         ld.error(path, ld.value_pos(top, "feeds"), "'feeds' must be a list")
-        return (), allow_private, fetch
+        return (), allow_private, fetch, languages
     feeds: list[Feed] = []
     seen: set[str] = set()
     allowed = {"id", "url", "tags", "interval", "backfill", *_FULLTEXT_KEYS}
@@ -242,7 +260,7 @@ def _load_feeds(ld: Checker) -> tuple[tuple[Feed, ...], bool, dict[str, float]]:
                 ),
             )
         )
-    return tuple(feeds), allow_private, fetch
+    return tuple(feeds), allow_private, fetch, languages
 
 
 def _checked(check: Any) -> Any:
@@ -327,6 +345,7 @@ def _load_rule(
     node: Any,
     index: int,
     aliases: tuple[tuple[str, tuple[str, ...]], ...],
+    languages: tuple[str, ...] = (),
 ) -> RuleSpec | None:
     allowed = {"id", "all", "any", "none", "query", "in"}
     if ld.mapping(path, node, "rule", allowed) is None:
@@ -348,6 +367,7 @@ def _load_rule(
         none=ld.strings(path, node, "none"),
         fields=fields,
         aliases=aliases,
+        languages=languages,
     )
     if spec.query is not None and (spec.all or spec.any or spec.none):
         ld.error(
@@ -379,11 +399,12 @@ def _load_watchlist(
     shared_aliases: dict[str, tuple[str, ...]],
     destinations: Mapping[str, Destination],
     feed_ids: set[str],
+    languages: tuple[str, ...] = (),
 ) -> Watchlist | None:
     doc = ld.load(path)
     if doc is None:
         return None
-    allowed = {"name", "notify", "feeds", "aliases", "rules", "examples", "urgent"}
+    allowed = {"name", "notify", "feeds", "aliases", "rules", "examples", "urgent", "languages"}
     if ld.mapping(path, doc, "watchlist", allowed, {"notify", "rules"}) is None:
         return None
     wid = path.stem
@@ -403,13 +424,14 @@ def _load_watchlist(
             ld.error(path, ld.value_pos(scope, "ids"), f"unknown feed id {fid!r}")
     aliases = {**shared_aliases, **_aliases(ld, path, doc.get("aliases"))}
     alias_spec = tuple(sorted(aliases.items()))
+    languages = _languages(ld, path, doc, languages)
     rules_node = doc.get("rules")
     rules: list[RuleSpec] = []
     if not isinstance(rules_node, Seq) or not rules_node:
         ld.error(path, ld.value_pos(doc, "rules"), "'rules' must be a non-empty list")
     else:
         for i, node in enumerate(rules_node):
-            spec = _load_rule(ld, path, wid, node, i, alias_spec)
+            spec = _load_rule(ld, path, wid, node, i, alias_spec, languages)
             if spec and any(r.id == spec.id for r in rules):
                 ld.error(path, ld.pos(node), f"duplicate rule id {spec.id!r}")
             elif spec:
@@ -447,7 +469,7 @@ def load_config(root: str | os.PathLike[str], env: Mapping[str, str] | None = No
     ld = Checker(root_path, os.environ if env is None else env)
     if not root_path.is_dir():
         raise ConfigError([(str(root), 1, 1, "config directory not found")])
-    feeds, allow_private, fetch = _load_feeds(ld)
+    feeds, allow_private, fetch, languages = _load_feeds(ld)
     destinations = _load_destinations(ld)
     aliases_path = root_path / "aliases.yaml"
     shared_aliases = _aliases(ld, aliases_path, ld.load(aliases_path, required=False))
@@ -459,7 +481,7 @@ def load_config(root: str | os.PathLike[str], env: Mapping[str, str] | None = No
                 path, (0, 0), f"watchlist file name {path.name!r}: use letters, digits, '-', '_'"
             )
             continue
-        wl = _load_watchlist(ld, path, shared_aliases, destinations, feed_ids)
+        wl = _load_watchlist(ld, path, shared_aliases, destinations, feed_ids, languages)
         if wl is not None:
             watchlists.append(wl)
     if ld.problems:

@@ -343,6 +343,11 @@ class Engine:
         """Return the watchlist ids, in order."""
         return list(self._watchlists)
 
+    @property
+    def languages(self) -> frozenset[str]:
+        """Return the languages whose word forms an item's text is laid out in (none: no cost)."""
+        return frozenset(self._form_automata)
+
     def __len__(self) -> int:
         return len(self._rules)
 
