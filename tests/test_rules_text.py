@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from worker.rules import html_to_text
-from worker.rules.text import TOKEN_RE, Field, tokenize, words
+from worker.rules.text import (
+    CJK_PUNCT,
+    PLAIN_SPACELESS,
+    TOKEN_RE,
+    Field,
+    spread,
+    tokenize,
+    words,
+)
 
 
 @pytest.mark.parametrize(
@@ -122,4 +132,46 @@ def test_no_white_space_character_is_part_of_a_word() -> None:
     ["Під Курськом — бої", "Straße  und\u00a0Weg", "— … —", "北朝鮮 の兵士", "a\u00adb c", ""],
 )
 def test_piece_path_cases(text: str) -> None:
+    _check_field(text)
+
+
+def test_plain_spaceless_characters_are_their_own_tokens() -> None:
+    """Runs of these are spread without normalising: each must already be a normal token."""
+    ranges = re.findall(r"(.)-(.)|(.)", PLAIN_SPACELESS)
+    chars = [chr(c) for a, b, one in ranges for c in range(ord(a or one), ord(b or one) + 1)]
+    assert len(chars) > 20_000
+    assert [c for c in chars if tokenize(c)[0] != [c] or len(TOKEN_RE.findall(c)) != 1] == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(
+        st.sampled_from(list("北朝鮮の兵士がクルスクで捕虜に。、「」ｶﾞ㋐\u3099 abc1\u0301")),
+        max_size=80,
+    )
+)
+def test_piece_path_equals_tokenize_on_cjk(text: str) -> None:
+    _check_field(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(st.characters(min_codepoint=0x3400, max_codepoint=0x9FFF), min_size=1))
+def test_spread_is_join_with_spaces(run: str) -> None:
+    assert spread(run) == " ".join(run)
+
+
+def test_cjk_punctuation_only_separates() -> None:
+    ranges = re.findall(r"(.)-(.)|(.)", CJK_PUNCT)
+    chars = [chr(c) for a, b, one in ranges for c in range(ord(a or one), ord(b or one) + 1)]
+    assert [c for c in chars if TOKEN_RE.search(c)] == []
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.text(
+        st.sampled_from(list("北朝鮮の兵士ガ。，、「」（）！-/&2０Ａa\U00020000\u3099\u0301ｶ")),
+        max_size=60,
+    )
+)
+def test_spaceless_pieces_equal_tokenize(text: str) -> None:
     _check_field(text)

@@ -45,6 +45,22 @@ SPACELESS = (
     "\U00020000-\U0003134f"  # Han extensions
 )
 
+# Spaceless-script characters of the BMP that are already normalised tokens (Han, kana
+# letters): a run of them is spread into one token per character without any lookup.
+PLAIN_SPACELESS = (
+    "\u3041-\u3096\u309d\u309e\u30a1-\u30fa\u30fc-\u30fe"  # Hiragana, Katakana letters
+    "\u3400-\u4dbf\u4e00-\u9fff"  # Han
+)
+_PLAIN_SPACELESS_RE = re.compile(f"[{PLAIN_SPACELESS}]")
+# CJK punctuation, all separators: blanked before a spaceless piece is spread.
+CJK_PUNCT = (
+    "\u3000-\u3004\u3008-\u3011\u3014-\u301f\u2018-\u201f\u2026\u00b7"
+    "\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65"
+)
+_CJK_PUNCT_RE = re.compile(f"[{CJK_PUNCT}]")
+# After spread(): characters other than Han/kana, one space apart, were one run before.
+_OTHER_RUN_RE = re.compile(f"[^{PLAIN_SPACELESS} ](?: [^{PLAIN_SPACELESS} ])*")
+
 
 def _mark_class() -> str:
     """Return a regex class body of every combining mark in the BMP, plus in-word format chars."""
@@ -109,6 +125,22 @@ def _piece(piece: str) -> str:
     return " ".join(tok for m in TOKEN_RE.finditer(piece) for tok in normalise_word(m.group()))
 
 
+def spread(run: str) -> str | None:
+    """Return ``" ".join(run)``, 8x faster on CJK text; None if ``run`` is not all BMP.
+
+    ``str.join`` over a string makes an object per character; interleaving the
+    UTF-16 code units with spaces is a handful of C-level slice copies.
+    """
+    units = run.encode("utf-16-le", "surrogatepass")
+    if len(units) != 2 * len(run):
+        return None  # a character outside the BMP takes two code units
+    out = bytearray(2 * len(units))
+    out[0::4] = units[0::2]
+    out[1::4] = units[1::2]
+    out[2::4] = b" " * len(run)
+    return out[:-2].decode("utf-16-le")
+
+
 class Pieces:
     """Turn text into a canonical form piece by piece, each distinct piece computed once.
 
@@ -135,10 +167,28 @@ class Pieces:
     def _miss(self, piece: str) -> str:
         got = self.cache.get(piece)
         if got is None:
+            if _PLAIN_SPACELESS_RE.search(piece):
+                return self._spaceless(piece)
             if len(self.cache) >= self.maxsize:
                 self.cache.clear()
             got = self.cache[piece] = self.convert(piece)
         return got
+
+    def _spaceless(self, piece: str) -> str:
+        # Chinese or Japanese text has no spaces: a piece is a whole paragraph, seldom
+        # seen twice, so it is not cached. Its Han and kana characters are one token
+        # each: spread them all at once, then gather back and convert the runs of other
+        # characters (digits, Latin words), usually few. C calls, bar one per such run.
+        spaced = spread(_CJK_PUNCT_RE.sub(" ", piece))
+        if spaced is None:
+            return self.convert(piece)
+        spaced = _OTHER_RUN_RE.sub(self._gather, spaced)
+        while "  " in spaced:  # str.replace is a C loop; a regex here costs 5x more
+            spaced = spaced.replace("   ", " ").replace("  ", " ")
+        return spaced.strip()
+
+    def _gather(self, run: re.Match[str]) -> str:
+        return " " + self._miss(run.group().replace(" ", "")) + " "
 
 
 _PIECES = Pieces(_piece)
