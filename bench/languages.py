@@ -20,10 +20,9 @@ import random
 import time
 from collections.abc import Callable
 
-from simplemma import lemmatize
-
 from worker.rules import Engine, RuleSpec
 from worker.rules import text as rules_text
+from worker.rules.forms import word_form
 from worker.rules.text import Field, tokenize
 
 SAMPLES = {
@@ -160,7 +159,7 @@ def script_rows(rng: random.Random, items: int = 200) -> list[dict[str, object]]
 
 def _rules(rng: random.Random, lang: str, names: list[str], n: int, on: bool) -> list[RuleSpec]:
     words = [w.strip(".,") for w in SAMPLES[lang].split() if len(w.strip(".,")) > 3]
-    lemmas = sorted({lemmatize(w, lang) for w in words})
+    lemmas = sorted({word_form(lang, w) or w for w in words})
     languages = (lang,) if on else ()
     rules = []
     for i in range(n):

@@ -474,8 +474,9 @@ def main() -> None:
     if args.languages:
         from languages import language_rows, script_rows
 
-        for row in script_rows(rng) + language_rows(rng):
-            print(json.dumps(row, ensure_ascii=False), flush=True)
+        for rows in (script_rows, language_rows):
+            for row in rows(rng):
+                print(json.dumps(row, ensure_ascii=False), flush=True)
         return
     vocab = make_vocab(rng)
     corpus = Corpus(rng, vocab)

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from shared import shared_dir
 
-from worker.config.examples import example_problems
 from worker.config import load_config
+from worker.config.examples import example_problems
 from worker.errors import ConfigError
 from worker.rules import Engine, RuleSpec, explain, html_to_text, render_explanation
 from worker.rules.forms import forms_canonical

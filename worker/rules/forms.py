@@ -31,7 +31,7 @@ from simplemma.strategies.dictionaries.dictionary_factory import SUPPORTED_LANGU
 
 from worker.rules.text import INVISIBLE_RE, TOKEN_RE, Pieces, normalise_word
 
-__all__ = ["LANGUAGES", "check_languages", "forms_canonical"]
+__all__ = ["LANGUAGES", "check_languages", "forms_canonical", "word_form"]
 
 #: Language codes a watchlist may ask for (ISO 639-1 where one exists).
 LANGUAGES = frozenset(SUPPORTED_LANGUAGES)
@@ -51,7 +51,7 @@ def check_languages(codes: tuple[str, ...]) -> str | None:
 
 
 @lru_cache(maxsize=100_000)
-def _word_form(lang: str, word: str) -> str | None:
+def word_form(lang: str, word: str) -> str | None:
     """Return the normalised dictionary form of one original word, None if not one token."""
     word = unicodedata.normalize("NFC", INVISIBLE_RE.sub("", word))
     if word.isupper() and len(word) > 1:
@@ -67,7 +67,7 @@ def _piece_forms(lang: str, piece: str) -> str:
     out: list[str] = []
     for m in TOKEN_RE.finditer(piece):
         tokens = normalise_word(m.group())
-        form = _word_form(lang, m.group()) if len(tokens) == 1 else None
+        form = word_form(lang, m.group()) if len(tokens) == 1 else None
         out.extend((form,) if form else tokens)
     return " ".join(out)
 
