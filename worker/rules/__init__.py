@@ -8,12 +8,10 @@ reverse), ``forms`` (dictionary forms of words for ``languages:``).
 
 from worker.rules.engine import Engine
 from worker.rules.explain import Explanation, explain, render_explanation
-from worker.rules.forms import LANGUAGES
 from worker.rules.spec import RuleSpec, validate
 from worker.rules.text import html_to_text
 
 __all__ = [
-    "LANGUAGES",
     "Engine",
     "Explanation",
     "RuleSpec",

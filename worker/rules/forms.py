@@ -24,29 +24,38 @@ from __future__ import annotations
 
 import unicodedata
 from functools import lru_cache
-
-from simplemma import Lemmatizer
-from simplemma.strategies.default import DefaultStrategy
-from simplemma.strategies.dictionaries.dictionary_factory import SUPPORTED_LANGUAGES
+from typing import Any
 
 from worker.rules.text import INVISIBLE_RE, TOKEN_RE, Pieces, normalise_word
 
-__all__ = ["LANGUAGES", "check_languages", "forms_canonical", "word_form"]
+__all__ = ["check_languages", "forms_canonical", "known_languages", "word_form"]
 
-#: Language codes a watchlist may ask for (ISO 639-1 where one exists).
-LANGUAGES = frozenset(SUPPORTED_LANGUAGES)
 
-# low_memory reads the compressed dictionaries in place: ~20 MB a language instead of
-# ~150 MB (731 MB for ru, uk, de, pl and en together), at ~10 us per uncached word.
-# Our own caches sit in front of it, so it keeps none of its own.
-_LEMMATIZER = Lemmatizer(cache_max_size=0, lemmatization_strategy=DefaultStrategy(low_memory=True))
+@lru_cache(maxsize=1)
+def known_languages() -> frozenset[str]:
+    """Return the language codes a watchlist may ask for (ISO 639-1 where one exists)."""
+    # simplemma is imported on first use: 50 ms that a config without languages never pays.
+    from simplemma.strategies.dictionaries.dictionary_factory import SUPPORTED_LANGUAGES
+
+    return frozenset(SUPPORTED_LANGUAGES)
+
+
+@lru_cache(maxsize=1)
+def _lemmatizer() -> Any:
+    from simplemma import Lemmatizer
+    from simplemma.strategies.default import DefaultStrategy
+
+    # low_memory reads the compressed dictionaries in place: ~20 MB a language instead
+    # of ~150 MB (731 MB for ru, uk, de, pl and en together), at ~10 us per uncached
+    # word. Our own caches sit in front of it, so it keeps none of its own.
+    return Lemmatizer(cache_max_size=0, lemmatization_strategy=DefaultStrategy(low_memory=True))
 
 
 def check_languages(codes: tuple[str, ...]) -> str | None:
     """Return a message naming the first unknown language code in ``codes``, or None."""
     for code in codes:
-        if code not in LANGUAGES:
-            return f"unknown language {code!r} (known: {', '.join(sorted(LANGUAGES))})"
+        if code not in known_languages():
+            return f"unknown language {code!r} (known: {', '.join(sorted(known_languages()))})"
     return None
 
 
@@ -58,7 +67,7 @@ def word_form(lang: str, word: str) -> str | None:
         word = word.capitalize()
     if not word:
         return None
-    tokens = normalise_word(_LEMMATIZER.lemmatize(word, lang))
+    tokens = normalise_word(_lemmatizer().lemmatize(word, lang))
     return tokens[0] if len(tokens) == 1 else None
 
 
