@@ -62,6 +62,11 @@ CASES = [
     ("en", "Korea", "A Korean soldier", False),
     ("en", "state", "A statement was issued", False),
     ("en", "general", "It is generally agreed", False),
+    # Acronyms keep their one form; longer words in capitals are words.
+    ("en", "AIDS", "Food aid arrived", False),
+    ("en", "aid", "AIDS clinics", False),
+    ("en", "US", "a letter u", False),
+    ("ru", "Курск", "БОИ ПОД КУРСКОМ", True),
 ]
 
 

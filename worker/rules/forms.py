@@ -9,8 +9,9 @@ with Snowball stemmers and pymorphy3).
 Decisions:
 
 - A word is looked up as written: the dictionaries are case-sensitive
-  ("Курском" is the town, "курском" the adjective). A word in capitals
-  ("КУРСКОМ", "SOLDATEN") is looked up as a capitalised word.
+  ("Курском" is the town, "курском" the adjective). A word in capitals is an
+  acronym up to four letters (US, AIDS, КНДР, ЗСУ: no other forms) and else is
+  looked up capitalised ("КУРСКОМ", "SOLDATEN" in a shouted headline).
 - The dictionary form is then normalised like any token (case and diacritics
   folded). A word whose form is not one token keeps its own token, so the
   forms of a text line up token for token with its canonical tokens, and
@@ -59,11 +60,16 @@ def check_languages(codes: tuple[str, ...]) -> str | None:
     return None
 
 
+_ACRONYM = 4  # letters: a word in capitals up to this long is an acronym
+
+
 @lru_cache(maxsize=100_000)
 def word_form(lang: str, word: str) -> str | None:
     """Return the normalised dictionary form of one original word, None if not one token."""
     word = unicodedata.normalize("NFC", INVISIBLE_RE.sub("", word))
     if word.isupper() and len(word) > 1:
+        if len(word) <= _ACRONYM:
+            return None  # AIDS is not a form of "aid", nor US of "u"
         word = word.capitalize()
     if not word:
         return None
