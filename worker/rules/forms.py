@@ -94,5 +94,5 @@ def forms_canonical(text: str, lang: str) -> str:
     """Return the forms of ``text``'s tokens in ``lang``, laid out like its canonical form."""
     pieces = _PIECES.get(lang)
     if pieces is None:
-        pieces = _PIECES[lang] = Pieces(lambda piece: _piece_forms(lang, piece))
+        pieces = _PIECES[lang] = Pieces(lambda piece: _piece_forms(lang, piece), 50_000)
     return pieces.canonical(text)
