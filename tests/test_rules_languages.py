@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -287,3 +288,31 @@ def test_forms_in_real_items_match(name: str, lang: str, term: str, form: str) -
         [hit] = with_forms.match(item)
         assert form in [h.text for h in hit.highlights]
         assert form not in [h.text for m in exact.match(item) for h in m.highlights]
+
+
+# Polish: no feed of the corpus is in Polish; the story-pairs set holds Polish articles.
+PAIRS = [
+    ("pl", "sklep", "sklepy"),
+    ("pl", "handel", "handlu"),
+    ("pl", "zespół", "zespołu"),
+    ("pl", "klasztor", "klasztorze"),
+    ("pl", "ośrodek", "ośrodku"),
+]
+
+
+@pytest.mark.parametrize(("lang", "term", "form"), PAIRS)
+def test_forms_in_real_polish_articles_match(lang: str, term: str, form: str) -> None:
+    path = shared_dir("corpus", "story-pairs", "pairs.jsonl")
+    texts = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        pair = json.loads(line)
+        texts += [pair[f"text{i}"] for i in (1, 2) if pair[f"lang{i}"] == lang]
+    word = re.compile(rf"\b{form}\b")
+    holding = [t for t in texts if word.search(t)]
+    assert holding, f"{form!r} not in any {lang} article"
+    with_forms = Engine([RuleSpec("w", "r", all=(term,), languages=(lang,))])
+    exact = Engine([RuleSpec("w", "r", all=(term,))])
+    for text in holding:
+        [hit] = with_forms.match({"content": text})
+        assert form in [h.text for h in hit.highlights]
+        assert form not in [h.text for m in exact.match({"content": text}) for h in m.highlights]
