@@ -11,14 +11,18 @@ Languages: items/s with a watchlist's ``languages:`` on and off, at 10, 1,000 an
 the items) plus up to three dictionary forms of words of the sample text, which the
 items hold in inflected forms; "on" finds more of them, so more rules are evaluated.
 
-The sample texts are written for this benchmark (not copied from any feed).
+The sample texts are written for this benchmark (not copied from any feed). With
+``../shared`` beside the checkout, a last table times real feed items per language
+against real English feed items (which are seldom pure ASCII).
 """
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from worker.rules import Engine, RuleSpec
 from worker.rules import text as rules_text
@@ -219,4 +223,60 @@ def language_rows(
                 row[f"{key}_items_per_s"] = round(len(docs) / best[key], 1)
             row["on_vs_off"] = round(best["off"] / best["on"], 2)
             rows.append(row)
+    return rows
+
+
+# Real items, when ../shared is beside the checkout: feeds of the corpus by language, and
+# the Polish articles of the story-pairs set (no feed of the corpus is in Polish).
+CORPUS = {
+    "en": ["bbc__world-2026-02.xml", "nytimes__world-2026-02.xml"],
+    "uk": ["suspilne__ukrnet-2023-12-uk.xml"],
+    "ru": ["rutube__tnt-videos-mediarss-ru.xml", "aif-ru__news-ru.xml"],
+    "de": ["spiegel__schlagzeilen-2017.xml", "golem__news-iso-8859-1.xml"],
+}
+
+
+def _corpus_texts(shared: Path) -> dict[str, list[str]]:
+    import feedparser
+
+    from worker.rules import html_to_text
+
+    out: dict[str, list[str]] = {}
+    for lang, names in CORPUS.items():
+        for name in names:
+            parsed = feedparser.parse((shared / "corpus" / "feeds" / name).read_bytes())
+            for e in parsed.entries:
+                parts = [e.get("title", ""), e.get("summary", "")]
+                parts += [c.get("value", "") for c in e.get("content", [])]
+                out.setdefault(lang, []).append(html_to_text("\n".join(parts)))
+    with open(shared / "corpus" / "story-pairs" / "pairs.jsonl", encoding="utf-8") as f:
+        pairs = [json.loads(line) for line in f]
+    out["pl"] = [p["text1"] for p in pairs if p["lang1"] == "pl"][:100]
+    return out
+
+
+def corpus_rows(shared: Path, rounds: int = 9) -> list[dict[str, object]]:
+    """Return the tokeniser's cost on real items per language, against real English items."""
+    texts = _corpus_texts(shared)
+    for sample in texts.values():
+        _seconds(Field, sample, False)
+    best = {(lang, way): float("inf") for lang in texts for way in ("now", "before")}
+    for _ in range(rounds):
+        for lang, sample in texts.items():
+            best[lang, "now"] = min(best[lang, "now"], _seconds(Field, sample, False))
+            best[lang, "before"] = min(best[lang, "before"], _seconds(before, sample, False))
+    english = best["en", "now"] / sum(map(len, texts["en"]))
+    rows = []
+    for lang, sample in texts.items():
+        chars = sum(map(len, sample))
+        rows.append(
+            {
+                "bench": "tokenise-corpus",
+                "lang": lang,
+                "items": len(sample),
+                "us_per_1000_chars": round(best[lang, "now"] / chars * 1e9, 1),
+                "before_us_per_1000_chars": round(best[lang, "before"] / chars * 1e9, 1),
+                "vs_english_items": round(best[lang, "now"] / chars / english, 2),
+            }
+        )
     return rows

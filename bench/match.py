@@ -523,11 +523,13 @@ def main() -> None:
     args = parser.parse_args()
     rng = random.Random(args.seed)
     if args.languages:
-        from languages import language_rows, script_rows
+        from languages import corpus_rows, language_rows, script_rows
 
-        for rows in (script_rows, language_rows):
-            for row in rows(rng):
-                print(json.dumps(row, ensure_ascii=False), flush=True)
+        shared = Path(__file__).resolve().parents[2] / "shared"
+        tables = [script_rows(rng), language_rows(rng)]
+        tables += [corpus_rows(shared)] if (shared / "corpus").is_dir() else []
+        for row in (row for table in tables for row in table):
+            print(json.dumps(row, ensure_ascii=False), flush=True)
         return
     vocab = make_vocab(rng)
     corpus = Corpus(rng, vocab)
