@@ -10,6 +10,7 @@ import functools
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -230,27 +231,21 @@ def try_(ctx: click.Context, sources: tuple[str, ...], as_json: bool) -> None:
     count = 0
     for item, match in _hits(app, sources):
         count += 1
+        wl = app.config().watchlist(match.watchlist)
+        shadow = bool(wl and wl.is_shadow(match.rule))  # matched and counted, never delivered
         if as_json:
-            out.write(
-                json.dumps(
-                    {
-                        "watchlist": match.watchlist,
-                        "rule": match.rule,
-                        "item": {
-                            "id": item.id,
-                            "title": item.title,
-                            "link": item.link,
-                            "feed": item.feed,
-                        },
-                        "highlights": [h.to_dict() for h in match.highlights],
-                    },
-                    ensure_ascii=False,
-                )
-                + "\n"
-            )
+            hit = {
+                "watchlist": match.watchlist,
+                "rule": match.rule,
+                "item": {"id": item.id, "title": item.title, "link": item.link, "feed": item.feed},
+                "highlights": [h.to_dict() for h in match.highlights],
+            }
+            out.write(json.dumps(hit | {"shadow": True} if shadow else hit, ensure_ascii=False))
+            out.write("\n")
             continue
+        mark = " [shadow]" if shadow else ""
         out.write(
-            f"● {match.watchlist} / {match.rule}: {item.title}\n  {item.link}  ({item.feed})\n"
+            f"● {match.watchlist} / {match.rule}{mark}: {item.title}\n  {item.link}  ({item.feed})\n"
         )
         alert = Alert(match.watchlist, match.watchlist, match.rule, item, match.highlights)
         for field, text in snippets(alert, "text"):
@@ -273,10 +268,14 @@ def explain(ctx: click.Context, sources: tuple[str, ...], watchlist: str, rule: 
     if app.config().watchlist(watchlist) is None:
         raise NewsAlertError(f"unknown watchlist {watchlist!r}")
     engine = app.engine()
+    wl = app.config().watchlist(watchlist)
     for source in sources:
         for item in _load_items(app, source):
             click.echo(f"■ {item.title}  ({item.feed})")
-            for expl in engine.explain(item.texts(), watchlist, rule):
+            explained = engine.explain(item.texts(), watchlist, rule)
+            for spec, expl in zip(engine.rules(watchlist, rule), explained, strict=False):
+                if wl and wl.is_shadow(spec.id):
+                    click.echo(f"(shadow rule {spec.id}: matched and counted, never delivered)")
                 click.echo(render_explanation(expl))
 
 
@@ -290,6 +289,66 @@ def stats(ctx: click.Context, as_json: bool) -> None:
 
     data = collect(_app(ctx))
     click.echo(json.dumps(data, indent=2) if as_json else render_stats(data))
+
+
+@cli.command()
+@click.option("--since", default="7d", show_default=True, help="How far back, e.g. 12h, 7d.")
+@click.option("--watchlist", default=None, help="Only this watchlist (its file name).")
+@click.option("--rule", default=None, help="Only this rule.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per item per line.")
+@click.pass_context
+@handled
+def backtest(
+    ctx: click.Context, since: str, watchlist: str | None, rule: str | None, as_json: bool
+) -> None:
+    """Run the rules of --config over archived items; compare with what was alerted.
+
+    Sends nothing and changes nothing: --config may be an edited copy.
+    """
+    from worker.service.backtest import Selection
+    from worker.service.backtest_report import backtest_command
+
+    app = _app(ctx)
+    pick = Selection(watchlist, rule)
+    backtest_command(app.redis, app.config(), since, pick, as_json, sys.stdout, sys.stderr)
+
+
+@cli.command()
+@click.argument("target", metavar="WATCHLIST[/RULE]")
+@click.option("--for", "duration", required=True, help="How long, e.g. 30m, 2h, 1d.")
+@click.option("--reason", default="", help="Why (kept in the mute log and shown by stats).")
+@click.pass_context
+@handled
+def mute(ctx: click.Context, target: str, duration: str, reason: str) -> None:
+    """Stop a watchlist or one rule delivering for a while, on every worker, no deploy."""
+    from worker import mute as mutes
+    from worker.yamlcheck import parse_duration
+
+    app = _app(ctx)
+    mutes.check_target(app.config(), target)
+    try:
+        seconds = parse_duration(duration)
+    except ValueError as exc:
+        raise NewsAlertError(f"--for: {exc}") from None
+    m = mutes.mute(app.redis, target, seconds, reason)
+    click.echo(
+        f"muted {target} until {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(m.until))}"
+    )
+
+
+@cli.command()
+@click.argument("target", metavar="WATCHLIST[/RULE]")
+@click.option("--reason", default="", help="Why (kept in the mute log).")
+@click.pass_context
+@handled
+def unmute(ctx: click.Context, target: str, reason: str) -> None:
+    """End a mute now (a volume-guard mute too)."""
+    from worker import mute as mutes
+
+    app = _app(ctx)
+    mutes.check_target(app.config(), target)
+    ended = mutes.unmute(app.redis, target, reason)
+    click.echo(f"unmuted {target}" if ended else f"{target} was not muted")
 
 
 @cli.command()

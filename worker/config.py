@@ -40,6 +40,8 @@ from worker.yamlfile import Map, Seq
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 FULLTEXT_MODES = ("auto", "always", "never")
 MESSAGE_FORMATS = ("markdown", "html", "text")
+ARCHIVE_DEFAULT = 7 * 86400.0
+ARCHIVE_MAX_DEFAULT = 200 * 1024**2
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,12 @@ class Watchlist:
     feed_ids: tuple[str, ...] = ()
     feed_tags: tuple[str, ...] = ()
     urgent: bool = False
+    #: Matched and counted, never delivered: the whole watchlist, or these rules of it.
+    shadow: bool = False
+    shadow_rules: frozenset[str] = frozenset()
+    #: Volume guard: a rule that matches more items than this within a clock hour is
+    #: muted until the hour ends (``worker.deliver.mute``); None = no guard.
+    max_per_hour: int | None = None
     should_match: tuple[tuple[str, int], ...] = ()  # (text, line)
     should_not_match: tuple[tuple[str, int], ...] = ()
 
@@ -93,6 +101,10 @@ class Watchlist:
         if not self.feed_ids and not self.feed_tags:
             return True
         return feed.id in self.feed_ids or bool(set(self.feed_tags) & set(feed.tags))
+
+    def is_shadow(self, rule: str) -> bool:
+        """Return whether matches of ``rule`` are counted but never delivered."""
+        return self.shadow or rule in self.shadow_rules
 
 
 @dataclass(frozen=True)
@@ -107,6 +119,10 @@ class Config:
     allow_private_networks: bool = False
     #: feeds.yaml ``fetch:`` overrides of ``worker.fetch.FetchLimits`` fields.
     fetch: Mapping[str, float] = field(default_factory=dict)
+    #: feeds.yaml ``archive``: seconds accepted items are kept for ``backtest`` (0 = off).
+    archive: float = ARCHIVE_DEFAULT
+    #: feeds.yaml ``archive_max``: the archive's bound in compressed bytes.
+    archive_max: int = ARCHIVE_MAX_DEFAULT
 
     def feed(self, feed_id: str) -> Feed | None:
         return next((f for f in self.feeds if f.id == feed_id), None)
@@ -180,17 +196,30 @@ def _fetch_settings(ld: Checker, path: Path, top: Map) -> dict[str, float]:
     return out
 
 
-def _load_feeds(ld: Checker) -> tuple[tuple[Feed, ...], bool, dict[str, float]]:
+def _archive_settings(ld: Checker, path: Path, top: Map) -> tuple[float, int]:
+    """Return feeds.yaml's ``archive`` (seconds, 0 = off) and ``archive_max`` (bytes)."""
+    keep = ld.convert(path, top, "archive", parse_duration, ARCHIVE_DEFAULT)
+    cap = ld.convert(path, top, "archive_max", parse_size, ARCHIVE_MAX_DEFAULT)
+    if keep and cap < 1024**2:
+        ld.error(path, ld.value_pos(top, "archive_max"), "archive_max must be at least 1MiB")
+    return keep, cap
+
+
+_FEEDS_TOP = {"defaults", "allow_private_networks", "fetch", "feeds", "archive", "archive_max"}
+Loaded = tuple[tuple[Feed, ...], bool, dict[str, float], tuple[float, int]]
+
+
+def _load_feeds(ld: Checker) -> Loaded:
     path = ld.root / "feeds.yaml"
     doc = ld.load(path)
+    archive = (ARCHIVE_DEFAULT, ARCHIVE_MAX_DEFAULT)
     if doc is None:
-        return (), False, {}
-    top = ld.mapping(
-        path, doc, "feeds.yaml", {"defaults", "allow_private_networks", "fetch", "feeds"}, {"feeds"}
-    )
+        return (), False, {}, archive
+    top = ld.mapping(path, doc, "feeds.yaml", _FEEDS_TOP, {"feeds"})
     if top is None:
-        return (), False, {}
+        return (), False, {}, archive
     fetch = _fetch_settings(ld, path, top)
+    archive = _archive_settings(ld, path, top)
     defaults = top.get("defaults") or Map()
     ld.mapping(path, defaults, "defaults", {"interval", "backfill", *_FULLTEXT_KEYS})
     d_interval = ld.convert(path, defaults, "interval", parse_duration, 300.0)
@@ -204,7 +233,7 @@ def _load_feeds(ld: Checker) -> tuple[tuple[Feed, ...], bool, dict[str, float]]:
         entries = Seq()
     if not isinstance(entries, Seq):
         ld.error(path, ld.value_pos(top, "feeds"), "'feeds' must be a list")
-        return (), allow_private, fetch
+        return (), allow_private, fetch, archive
     feeds: list[Feed] = []
     seen: set[str] = set()
     allowed = {"id", "url", "tags", "interval", "backfill", *_FULLTEXT_KEYS}
@@ -242,7 +271,13 @@ def _load_feeds(ld: Checker) -> tuple[tuple[Feed, ...], bool, dict[str, float]]:
                 ),
             )
         )
-    return tuple(feeds), allow_private, fetch
+    return tuple(feeds), allow_private, fetch, archive
+
+
+def _at_least_one(value: Any) -> int:
+    if positive_int(value) < 1:
+        raise ValueError(f"must be a whole number ≥ 1, not {value!r}")
+    return int(value)
 
 
 def _checked(check: Any) -> Any:
@@ -328,7 +363,7 @@ def _load_rule(
     index: int,
     aliases: tuple[tuple[str, tuple[str, ...]], ...],
 ) -> RuleSpec | None:
-    allowed = {"id", "all", "any", "none", "query", "in"}
+    allowed = {"id", "all", "any", "none", "query", "in", "shadow"}
     if ld.mapping(path, node, "rule", allowed) is None:
         return None
     fields = ld.strings(path, node, "in")
@@ -384,6 +419,7 @@ def _load_watchlist(
     if doc is None:
         return None
     allowed = {"name", "notify", "feeds", "aliases", "rules", "examples", "urgent"}
+    allowed |= {"shadow", "max_per_hour"}
     if ld.mapping(path, doc, "watchlist", allowed, {"notify", "rules"}) is None:
         return None
     wid = path.stem
@@ -405,6 +441,7 @@ def _load_watchlist(
     alias_spec = tuple(sorted(aliases.items()))
     rules_node = doc.get("rules")
     rules: list[RuleSpec] = []
+    shadow_rules: set[str] = set()
     if not isinstance(rules_node, Seq) or not rules_node:
         ld.error(path, ld.value_pos(doc, "rules"), "'rules' must be a non-empty list")
     else:
@@ -414,6 +451,8 @@ def _load_watchlist(
                 ld.error(path, ld.pos(node), f"duplicate rule id {spec.id!r}")
             elif spec:
                 rules.append(spec)
+                if ld.convert(path, node, "shadow", boolean, False):
+                    shadow_rules.add(spec.id)
     examples = doc.get("examples") or Map()
     ld.mapping(path, examples, "examples", {"should_match", "should_not_match"})
 
@@ -436,6 +475,9 @@ def _load_watchlist(
         feed_ids=ids,
         feed_tags=ld.strings(path, scope, "tags") if isinstance(scope, Map) else (),
         urgent=ld.convert(path, doc, "urgent", boolean, False),
+        shadow=ld.convert(path, doc, "shadow", boolean, False),
+        shadow_rules=frozenset(shadow_rules),
+        max_per_hour=ld.convert(path, doc, "max_per_hour", _at_least_one, None),
         should_match=lined("should_match"),
         should_not_match=lined("should_not_match"),
     )
@@ -447,7 +489,7 @@ def load_config(root: str | os.PathLike[str], env: Mapping[str, str] | None = No
     ld = Checker(root_path, os.environ if env is None else env)
     if not root_path.is_dir():
         raise ConfigError([(str(root), 1, 1, "config directory not found")])
-    feeds, allow_private, fetch = _load_feeds(ld)
+    feeds, allow_private, fetch, archive = _load_feeds(ld)
     destinations = _load_destinations(ld)
     aliases_path = root_path / "aliases.yaml"
     shared_aliases = _aliases(ld, aliases_path, ld.load(aliases_path, required=False))
@@ -472,4 +514,6 @@ def load_config(root: str | os.PathLike[str], env: Mapping[str, str] | None = No
         destinations=destinations,
         allow_private_networks=allow_private,
         fetch=fetch,
+        archive=archive[0],
+        archive_max=archive[1],
     )

@@ -15,12 +15,16 @@ from typing import Any
 from worker import deliver as deliver_
 from worker import keys, outbox
 from worker.app import current_app
+from worker.core.archive import record_sent
 from worker.deliver import default_format, deliver_once
 from worker.errors import DeliveryError
 from worker.message import excerpt_article, render
 from worker.metrics import incr, incr_hourly, observe_latency
 from worker.model import Alert, Item, Match
+from worker.mute import muted_alerts
 from worker.queue import enqueue_delivery, recheck_delivery, retries_left
+from worker.service.gate import route
+from worker.stories.storyid import story_id
 
 log = logging.getLogger("newsalert.jobs")
 
@@ -68,11 +72,12 @@ def match_batch(item_ids: list[str], version: str) -> dict[str, int]:
         counts["items"] += 1
         scope = config.watchlists_for(item.feed)
         matches = engine.match(item.texts(), watchlists=scope) if scope else []
+        matches = route(client, config, matches, enqueue_delivery) if matches else []
         for alert in _alerts(item, matches, names):
             alert = excerpt_article(alert)  # the full article is not kept beyond its cache
             counts["matches"] += 1
             wl = config.watchlist(alert.watchlist)
-            story = item.story or item.id
+            story = story_id(item)
             client.sadd(keys.story_feeds(story), item.feed)
             client.expire(keys.story_feeds(story), keys.STORY_FEEDS_TTL)
             for rule in alert.rule.split(", "):
@@ -83,6 +88,7 @@ def match_batch(item_ids: list[str], version: str) -> dict[str, int]:
                 payload = {
                     "delivery": delivery,
                     "destination": dest,
+                    "story": story,
                     "alert": alert.to_dict(),
                     "urgent": bool(wl and wl.urgent),
                 }
@@ -120,6 +126,8 @@ def deliver(payload: dict[str, Any]) -> str:
     if dest is None:
         dead_letter(payload, f"destination {name} is no longer configured")
         return "dead"
+    if "notice" in payload:
+        return _notice(client, dest, payload)
     watchlist = payload["alert"]["watchlist"]
     if config.watchlist(watchlist) is None:
         incr(client, "deliveries", name, "cancelled")
@@ -130,6 +138,14 @@ def deliver(payload: dict[str, Any]) -> str:
             extra={"destination": name, "watchlist": watchlist},
         )
         return "cancelled"
+    if muted_alerts(client, [payload["alert"]])[0]:
+        incr(client, "deliveries", name, "muted")
+        log.info(
+            "muted: alert dropped: %s",
+            payload["alert"]["item"]["title"][:80],
+            extra={"destination": name, "watchlist": watchlist},
+        )
+        return "muted"
     if outbox.uses_outbox(dest):
         if deliver_.was_sent(client, payload["delivery"]):
             incr(client, "deliveries", name, "duplicate")
@@ -159,6 +175,9 @@ def deliver(payload: dict[str, Any]) -> str:
     if sent:
         deliver_.record_ok(client, name)
         observe_latency(client, time.time() - (alert.item.seen_at or time.time()))
+        with client.pipeline(transaction=False) as pipe:
+            record_sent(pipe, [payload], config.archive, time.time())
+            pipe.execute()
     incr(client, "deliveries", name, "sent" if sent else "duplicate")
     log.info(
         "%s to %s: %s",
@@ -167,6 +186,24 @@ def deliver(payload: dict[str, Any]) -> str:
         alert.item.title[:80],
         extra={"destination": name, "watchlist": alert.watchlist},
     )
+    return "sent" if sent else "duplicate"
+
+
+def _notice(client: Any, dest: Any, payload: dict[str, Any]) -> str:
+    """Send an ops notice (volume guard) at most once: no outbox, mute or rate limit."""
+    notice = payload["notice"]
+    try:
+        sent = deliver_once(
+            client, payload["delivery"], dest, notice["title"], notice["body"], "text"
+        )
+    except deliver_.InFlight:
+        return "in flight"
+    except DeliveryError as exc:
+        deliver_.record_failure(client, dest.name, str(exc))
+        if retries_left() > 0:
+            raise
+        log.error("notice to %s not sent: %s", dest.name, exc, extra={"destination": dest.name})
+        return "dead"
     return "sent" if sent else "duplicate"
 
 
