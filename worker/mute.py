@@ -9,8 +9,9 @@ no cache), so a mute or an unmute takes effect on the next batch or delivery.
 Decisions:
 
 - Muted matches are counted (``muted_matches``) and dropped: not delivered,
-  not held for later. An alert queued before the mute, or waiting in an
-  outbox (rate limit, quiet hours, digest), is dropped when its turn comes.
+  not held for later. An alert queued before an ops mute, or waiting in an
+  outbox (rate limit, quiet hours, digest), is dropped when its turn comes;
+  one queued before the volume guard tripped was within the limit and goes.
 - An alert that fired through several rules is dropped only when every one
   of them is muted.
 - ``MUTES`` (a sorted set by end time) lists the mutes for ``stats``; the key
@@ -53,13 +54,16 @@ class Mute:
     by: str
     host: str
     at: float
+    #: "ops" (``newsalert mute``) or "guard" (the volume guard).
+    kind: str = "ops"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Mute:
-        return cls(**{k: data[k] for k in ("target", "until", "reason", "by", "host", "at")})
+        names = ("target", "until", "reason", "by", "host", "at", "kind")
+        return cls(**{k: data[k] for k in names if k in data})
 
 
 def target(watchlist: str, rule: str | None = None) -> str:
@@ -101,13 +105,14 @@ def mute(
     *,
     by: tuple[str, str] | None = None,
     now: float | None = None,
+    kind: str = "ops",
 ) -> Mute:
     """Mute ``what`` for ``seconds`` on every worker; replace an earlier mute of it."""
     if not 0 < seconds <= MAX_MUTE:
         raise NewsAlertError(f"--for must be more than 0 and at most {MAX_MUTE / 86400:.0f}d")
     now = time.time() if now is None else now
     user, host = by or who()
-    m = Mute(what, now + seconds, reason, user, host, now)
+    m = Mute(what, now + seconds, reason, user, host, now, kind)
     with client.pipeline() as pipe:  # MULTI: the key, the index and the log agree
         pipe.set(keys.mute(what), json.dumps(m.to_dict()), ex=max(1, math.ceil(seconds)))
         pipe.zadd(keys.MUTES, {what: m.until})
@@ -178,10 +183,13 @@ def _lookups(watchlist: str, rules: Sequence[str]) -> list[str]:
     return [keys.mute(watchlist), *(keys.mute(target(watchlist, r)) for r in rules)]
 
 
-def _muted(found: Sequence[Any], rules: Sequence[str]) -> set[str]:
-    if found[0] is not None:
+def _muted(found: Sequence[Any], rules: Sequence[str], *, guard: bool = True) -> set[str]:
+    def on(raw: Any) -> bool:
+        return raw is not None and (guard or json.loads(raw).get("kind") != "guard")
+
+    if on(found[0]):
         return set(rules)
-    return {r for r, raw in zip(rules, found[1:], strict=False) if raw is not None}
+    return {r for r, raw in zip(rules, found[1:], strict=False) if on(raw)}
 
 
 def muted_rules(client: redis.Redis, watchlist: str, rules: Sequence[str]) -> set[str]:
@@ -190,7 +198,11 @@ def muted_rules(client: redis.Redis, watchlist: str, rules: Sequence[str]) -> se
 
 
 def muted_alerts(client: redis.Redis, alerts: Sequence[dict[str, Any]]) -> list[bool]:
-    """Return, per alert (as a dict), whether every rule it fired through is muted now."""
+    """Return, per queued alert (as a dict), whether every rule it fired through is muted now.
+
+    Volume-guard mutes do not count here: an alert queued before the guard
+    tripped was within the limit, and goes out.
+    """
     if not alerts:
         return []
     with client.pipeline(transaction=False) as pipe:
@@ -198,6 +210,6 @@ def muted_alerts(client: redis.Redis, alerts: Sequence[dict[str, Any]]) -> list[
             pipe.mget(_lookups(str(a.get("watchlist", "")), _rules(a)))
         found = pipe.execute()
     return [
-        bool(_rules(a)) and _muted(f, _rules(a)) == set(_rules(a))
+        bool(_rules(a)) and _muted(f, _rules(a), guard=False) == set(_rules(a))
         for a, f in zip(alerts, found, strict=False)
     ]

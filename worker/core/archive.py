@@ -48,14 +48,22 @@ DROP_MAX = 1024
 #: Entries read per XRANGE page.
 PAGE = 500
 
-# KEYS: stream, byte count. ARGV: oldest ms to keep, byte cap, idle TTL, overhead, records…
+# KEYS: stream, byte count. ARGV: oldest ms to keep, byte cap, idle TTL, overhead, now ms,
+# records… Entry ids are the writer's clock (never behind the newest entry, so ids grow
+# across pollers), the clock that also decides what is too old.
 # Returns {dropped for age, dropped for the cap, ms of the oldest entry kept (0: none)}.
 _ADD = """
 local total = tonumber(redis.call('GET', KEYS[2]) or '0')
 if redis.call('EXISTS', KEYS[1]) == 0 then total = 0 end
-local over = tonumber(ARGV[4])
-for i = 5, #ARGV do
-  redis.call('XADD', KEYS[1], '*', 'd', ARGV[i])
+local over, ms, seq = tonumber(ARGV[4]), tonumber(ARGV[5]), 0
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if #last > 0 then
+  local lms, lseq = string.match(last[1][1], '^(%d+)-(%d+)$')
+  if tonumber(lms) >= ms then ms, seq = tonumber(lms), tonumber(lseq) + 1 end
+end
+for i = 6, #ARGV do
+  redis.call('XADD', KEYS[1], string.format('%d-%d', ms, seq), 'd', ARGV[i])
+  seq = seq + 1
   total = total + #ARGV[i] + over
 end
 local min_ms, cap = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -122,7 +130,7 @@ class Archive:
         now = time.time() if now is None else now
         min_ms = int((now - self.keep) * 1000)
         ttl = int(self.keep) + keys.ARCHIVE_IDLE_TTL
-        args = [min_ms, self.cap, ttl, ENTRY_OVERHEAD, *(pack(i) for i in items)]
+        args = [min_ms, self.cap, ttl, ENTRY_OVERHEAD, int(now * 1000), *(pack(i) for i in items)]
         self._add(keys=[keys.ARCHIVE, keys.ARCHIVE_BYTES], args=args, client=pipe)
         return True
 

@@ -73,7 +73,8 @@ def over_limit(client: redis.Redis, wl: Watchlist, rule: str, now: float, enqueu
         return True  # tripped already, by this or another worker
     until = (hour + 1) * 3600.0
     reason = f"volume guard: {count} matches this hour (max_per_hour {limit})"
-    mutes.mute(client, what, until - now, reason, by=("volume-guard", mutes.who()[1]), now=now)
+    by = ("volume-guard", mutes.who()[1])
+    mutes.mute(client, what, until - now, reason, by=by, now=now, kind="guard")
     title, body = guard_notice(wl.id, rule, count, until)
     for dest in wl.notify:
         delivery = keys.delivery_id(f"guard:{what}", str(hour), dest)
