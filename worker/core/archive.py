@@ -41,8 +41,8 @@ log = logging.getLogger("newsalert.archive")
 FIELDS = ("id", "feed", "title", "link", "summary", "content", "article", "published", "story")
 #: Bytes counted per entry beyond its record: the stream entry id, flags and lengths.
 ENTRY_OVERHEAD = 16
-#: zlib level: 6 is within a few per cent of 9 on news text at half the CPU.
-LEVEL = 6
+#: zlib level: 1 makes records ~4 % larger than 6 at about half the poller's CPU (bench/backtest.py).
+LEVEL = 1
 #: Most entries one write may drop (the rest go with the next write), so the step stays short.
 DROP_MAX = 1024
 #: Entries read per XRANGE page.

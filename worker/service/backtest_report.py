@@ -21,6 +21,7 @@ from worker.service.backtest import (
     Window,
     expected_items,
     group,
+    highlighted,
     run_backtest,
 )
 from worker.yamlcheck import parse_duration
@@ -101,7 +102,7 @@ def _rule_block(config: Config, wid: str, rule: str, lines: Sequence[Line]) -> I
         if picked:
             yield f"  {change}:"
             for ln in picked:
-                yield from _example(ln)
+                yield from _example(highlighted(config, ln))
 
 
 def render_text(window: Window, config: Config, lines: Sequence[Line]) -> Iterator[str]:
