@@ -179,6 +179,9 @@ def test_mute_expiry_and_volume_guard_through_a_live_run(live_factory, redis_cli
     figures = json.loads(live.cli("stats", "--json").stdout)
     [m] = figures["mutes"]
     assert (m["target"], m["reason"]) == ("kursk/live-rule", "testing the mute")
+    assert figures["mute_log"][0]["action"] == "mute" and figures["mute_log"][0]["host"]
+    text = live.cli("stats").stdout
+    assert "kursk/live-rule" in text.split("active mutes:")[1] and "testing the mute" in text
     assert live.alerts() == []
 
     wait_for(lambda: time.time() > m["until"] + 0.5, 10, "the mute to end")
@@ -208,3 +211,29 @@ def test_backtest_says_when_the_archive_is_empty(tmp_path, redis_client, redis_u
     done = cli(config, redis_url, "backtest")
     assert done.returncode == 1
     assert "the archive is empty" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_try_and_explain_mark_shadow_rules(tmp_path, redis_url):
+    config = write_config(
+        tmp_path / "c",
+        feeds=feeds_yaml({"world": "http://127.0.0.1:9/f.xml"}),
+        destinations="hook:\n  url: json://127.0.0.1:9/\n",
+        watchlists={"kursk": LIVE},
+    )
+    feed = tmp_path / "news.xml"
+    feed.write_bytes(
+        rss([{"title": "Troops gather near Kursk", "link": "https://n.example.com/1"}])
+    )
+    done = cli(config, redis_url, "try", str(feed), "--json")
+    assert done.returncode == 0, done.stderr
+    hits = {h["rule"]: h for h in map(json.loads, done.stdout.splitlines())}
+    assert set(hits) == {"live-rule", "trial"}
+    assert set(hits["live-rule"]) == {"watchlist", "rule", "item", "highlights"}
+    assert hits["trial"]["shadow"] is True
+    assert set(hits["trial"]) - {"shadow"} == set(hits["live-rule"])
+    text = cli(config, redis_url, "try", str(feed))
+    assert "● kursk / trial [shadow]:" in text.stdout
+    assert "● kursk / live-rule:" in text.stdout
+    why = cli(config, redis_url, "explain", str(feed), "--watchlist", "kursk")
+    assert why.returncode == 0, why.stderr
+    assert why.stdout.count("shadow rule") == 1 and "shadow rule trial" in why.stdout

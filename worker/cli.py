@@ -10,7 +10,6 @@ import functools
 import json
 import logging
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -321,19 +320,10 @@ def backtest(
 @handled
 def mute(ctx: click.Context, target: str, duration: str, reason: str) -> None:
     """Stop a watchlist or one rule delivering for a while, on every worker, no deploy."""
-    from worker import mute as mutes
-    from worker.yamlcheck import parse_duration
+    from worker.mute import mute_command
 
     app = _app(ctx)
-    mutes.check_target(app.config(), target)
-    try:
-        seconds = parse_duration(duration)
-    except ValueError as exc:
-        raise NewsAlertError(f"--for: {exc}") from None
-    m = mutes.mute(app.redis, target, seconds, reason)
-    click.echo(
-        f"muted {target} until {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(m.until))}"
-    )
+    click.echo(mute_command(app.redis, app.config(), target, duration, reason))
 
 
 @cli.command()

@@ -37,6 +37,7 @@ import redis
 from worker import keys
 from worker.config import Config
 from worker.errors import NewsAlertError
+from worker.yamlcheck import parse_duration
 
 log = logging.getLogger("newsalert.mute")
 
@@ -92,6 +93,21 @@ def who() -> tuple[str, str]:
     return user, socket.gethostname()
 
 
+def mute_command(client: redis.Redis, config: Config, what: str, duration: str, reason: str) -> str:
+    """Run ``newsalert mute``: check the target and the duration, mute; return what to print."""
+    check_target(config, what)
+    try:
+        seconds = parse_duration(duration)
+    except ValueError as exc:
+        raise NewsAlertError(f"--for: {exc}") from None
+    m = mute(client, what, seconds, reason)
+    return f"muted {what} until {_utc(m.until)} on every worker"
+
+
+def _utc(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
+
+
 def _audit(pipe: Any, action: str, mute: Mute) -> None:
     pipe.lpush(keys.MUTE_LOG, json.dumps({"action": action, **mute.to_dict()}))
     pipe.ltrim(keys.MUTE_LOG, 0, keys.MUTE_LOG_MAX - 1)
@@ -123,7 +139,7 @@ def mute(
         user,
         host,
         what,
-        time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(m.until)),
+        _utc(m.until),
         f": {reason}" if reason else "",
         extra={"watchlist": what.split("/", 1)[0]},
     )
