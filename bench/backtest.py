@@ -39,13 +39,13 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 import redis
 from match import Baseline, Corpus, make_rules, make_vocab
 
-from worker import keys
 from worker.config import Config, Destination, Watchlist
+from worker.core import keys
 from worker.core.archive import Archive, pack, record_sent
+from worker.core.store import EmbeddedRedis, connect
 from worker.model import Item
 from worker.rules import Engine
 from worker.service.backtest import run_backtest
-from worker.store import EmbeddedRedis, connect
 
 BATCH = 50
 

@@ -11,8 +11,8 @@ import pytest
 from feedgen import rss
 from loopfeeds import Answer, FeedServer, local_feed
 
-from worker import keys
 from worker.config import Config
+from worker.core import keys
 from worker.core.archive import (
     Archive,
     extent,
@@ -23,7 +23,7 @@ from worker.core.archive import (
     unpack,
 )
 from worker.model import Item
-from worker.poller import Poller
+from worker.poll.poller import Poller
 
 
 def item(n: int, words: int = 50) -> Item:

@@ -19,7 +19,7 @@ from conftest import Route
 from feedgen import rss
 from test_service import Service, free_port, wait_for
 
-from worker.metrics import read
+from worker.core.metrics import read
 
 LIVE = """\
 notify: [hook]

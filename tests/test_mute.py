@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from configs import write_config
 
-from worker import keys
-from worker import mute as mutes
 from worker.config import load_config
+from worker.core import keys
+from worker.core.metrics import read, read_last_day
+from worker.deliver import mute as mutes
 from worker.errors import ConfigError, NewsAlertError
-from worker.metrics import read, read_last_day
 from worker.model import Match
-from worker.queue import enqueue_delivery, queue
 from worker.service.gate import guard_notice, route
+from worker.service.queue import enqueue_delivery, queue
 
 WATCHLIST = """\
 notify: [hook, desk]

@@ -32,7 +32,7 @@ from typing import Any
 
 import redis
 
-from worker import keys
+from worker.core import keys
 from worker.model import Item
 
 log = logging.getLogger("newsalert.archive")

@@ -7,13 +7,13 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TextIO
 
-import redis
-
 from worker.config import Config
+from worker.config.schema import parse_duration
+from worker.core.logs import progress_bar
+from worker.deliver.render import snippets
 from worker.errors import NewsAlertError
-from worker.message import snippets
 from worker.model import Alert
-from worker.observe import progress_bar
+from worker.service.app import App
 from worker.service.backtest import (
     CHANGES,
     Line,
@@ -24,7 +24,6 @@ from worker.service.backtest import (
     highlighted,
     run_backtest,
 )
-from worker.yamlcheck import parse_duration
 
 #: Examples shown per change per rule.
 EXAMPLES = 3
@@ -117,22 +116,25 @@ def render_text(window: Window, config: Config, lines: Sequence[Line]) -> Iterat
 
 
 def backtest_command(
-    client: redis.Redis,
-    config: Config,
+    app: App,
     since: str,
-    pick: Selection,
+    pick: tuple[str | None, str | None],
     as_json: bool,
     out: TextIO,
     err: TextIO,
 ) -> int:
-    """Run ``newsalert backtest``: the report to ``out``, notes to ``err``; return its lines."""
+    """Run ``newsalert backtest``: the report to ``out``, notes to ``err``; return its lines.
+
+    ``pick`` is (``--watchlist``, ``--rule``); either may be None.
+    """
+    client, config = app.redis, app.config()
     try:
         seconds = parse_duration(since)
     except ValueError as exc:
         raise NewsAlertError(f"--since: {exc}") from None
     if seconds <= 0:
         raise NewsAlertError("--since must be more than 0")
-    window, lines = run_backtest(client, config, seconds, pick)
+    window, lines = run_backtest(client, config, seconds, Selection(*pick))
     if not window.archive.items:
         raise NewsAlertError(
             "the archive is empty: nothing to backtest. The poller archives the items it "

@@ -25,10 +25,10 @@ from typing import Any
 
 import redis
 
-from worker import keys
-from worker import mute as mutes
 from worker.config import Config, Watchlist
-from worker.metrics import incr, incr_hourly
+from worker.core import keys
+from worker.core.metrics import incr, incr_hourly
+from worker.deliver import mute as mutes
 from worker.model import Match
 
 log = logging.getLogger("newsalert.gate")

@@ -7,9 +7,9 @@ from typing import Any
 
 import redis
 
-from worker import mute as mutes
 from worker.core.archive import extent
-from worker.metrics import read_last_day
+from worker.core.metrics import read_last_day
+from worker.deliver import mute as mutes
 
 
 def _ranked(client: redis.Redis, name: str) -> list[dict[str, Any]]:
