@@ -24,6 +24,7 @@ from worker.core.archive import (
 )
 from worker.model import Item
 from worker.poll.poller import Poller
+from worker.service.queue import enqueue_match
 
 
 def item(n: int, words: int = 50) -> Item:
@@ -137,11 +138,11 @@ def test_poller_archives_exactly_the_items_it_accepts(server, redis_client):
         root="", version="t", feeds=(feed,), watchlists=(), destinations={},
         allow_private_networks=True, archive=86400, archive_max=10 * 1024**2,
     )  # fmt: skip
-    asyncio.run(Poller(redis_client, config, parse_workers=0).poll_all())
+    asyncio.run(Poller(redis_client, config, enqueue=enqueue_match, parse_workers=0).poll_all())
     assert archived(redis_client) == []  # the first poll only marks what is there as seen
     fresh = [{"title": "Fresh story", "link": "https://news.example.com/fresh"}]
     server.answers["/f.xml"] = Answer(rss(fresh + old))
-    asyncio.run(Poller(redis_client, config, parse_workers=0).poll_all())
+    asyncio.run(Poller(redis_client, config, enqueue=enqueue_match, parse_workers=0).poll_all())
     got = [i for page in scan(redis_client, 0) for i in page]
     assert [(i.title, i.feed, i.link) for i in got] == [
         ("Fresh story", "f", "https://news.example.com/fresh")
