@@ -179,11 +179,15 @@ def extent(client: redis.Redis) -> Extent:
     )
 
 
-def scan(client: redis.Redis, since: float, page: int = PAGE) -> Iterator[list[Item]]:
-    """Yield the items archived since ``since`` (epoch seconds), oldest first, a page at a time."""
+def scan(
+    client: redis.Redis, since: float, until: float | None = None, page: int = PAGE
+) -> Iterator[list[Item]]:
+    """Yield the items archived from ``since`` to before ``until`` (epoch seconds; None: now),
+    oldest first, a page at a time."""
     start = str(int(since * 1000))
+    end = "+" if until is None else str(int(until * 1000) - 1)  # an id's ms; every sequence
     while True:
-        entries = client.xrange(keys.ARCHIVE, min=start, count=page)
+        entries = client.xrange(keys.ARCHIVE, min=start, max=end, count=page)
         if not entries:
             return
         yield [unpack(fields[b"d"], entry_time(eid)) for eid, fields in entries]

@@ -25,16 +25,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 
 from worker.config import Config
-from worker.core.archive import Extent, extent, scan, sent_since
-from worker.errors import NewsAlertError
-from worker.model import Highlight, Item
-from worker.rules import Engine
+from worker.core.archive import Extent, extent, sent_since
+from worker.model import Item
+from worker.service.backtest_match import Hit, Selection, build_engine, matched
 from worker.stories.storyid import story_id
 
 #: change values, in report order.
@@ -52,7 +51,6 @@ class Line:
     change: str
     story: str
     item: Item
-    highlights: tuple[Highlight, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """Return the stable ``--json`` form of this line."""
@@ -96,17 +94,6 @@ class Window:
 
 
 @dataclass
-class Selection:
-    """The watchlists and rules a backtest looks at (``--watchlist``, ``--rule``)."""
-
-    watchlist: str | None = None
-    rule: str | None = None
-
-    def wants(self, watchlist: str, rule: str) -> bool:
-        return (self.watchlist in (None, watchlist)) and (self.rule in (None, rule))
-
-
-@dataclass
 class Backtest:
     """One backtest of ``config`` over the archive of ``client``."""
 
@@ -115,15 +102,6 @@ class Backtest:
     pick: Selection = field(default_factory=Selection)
     then: dict[Key, dict[str, Any]] = field(default_factory=dict)
     stories: dict[str, str] = field(default_factory=dict)  # item id → story alerted then
-
-    def engine(self) -> Engine:
-        """Return an engine for the selected rules of the config; raise for an unknown pick."""
-        specs = [r for r in self.config.rule_specs() if self.pick.wants(r.watchlist, r.id)]
-        if self.pick.watchlist and self.config.watchlist(self.pick.watchlist) is None:
-            raise NewsAlertError(f"unknown watchlist {self.pick.watchlist!r} in this config")
-        if self.pick.rule and not specs:
-            raise NewsAlertError(f"no rule {self.pick.rule!r} in the selected watchlists")
-        return Engine(specs)
 
     def load_sent(self, start: float) -> None:
         """Read which (watchlist, rule, story) alerts went out since ``start``."""
@@ -134,21 +112,18 @@ class Backtest:
             if entry["item"].get("id"):
                 self.stories[entry["item"]["id"]] = entry["story"]
 
-    def current(self, pages: Iterator[list[Item]], engine: Engine) -> Iterator[Line]:
+    def current(self, batches: Iterator[list[Hit]]) -> Iterator[Line]:
         """Yield a new or same line per (rule, item) the config matches now."""
-        scopes: dict[str, list[str]] = {}
-        done: set[str] = set()
-        for page in pages:
-            for item in page:
-                if item.id in done:  # archived twice (a feed primed again): count it once
+        done: set[tuple[str, str, str]] = set()
+        for hits in batches:
+            for hit in hits:
+                key = (hit.item.id, hit.watchlist, hit.rule)
+                if key in done:  # archived twice (a feed primed again): once is enough
                     continue
-                done.add(item.id)
-                if item.feed not in scopes:
-                    scopes[item.feed] = self.config.watchlists_for(item.feed)
-                story = self.stories.get(item.id) or story_id(item)
-                for m in engine.match(item.texts(), scopes[item.feed], highlights=False):
-                    change = "same" if (m.watchlist, m.rule, story) in self.then else "new"
-                    yield Line(m.watchlist, m.rule, change, story, item)
+                done.add(key)
+                story = self.stories.get(hit.item.id) or story_id(hit.item)
+                change = "same" if (hit.watchlist, hit.rule, story) in self.then else "new"
+                yield Line(hit.watchlist, hit.rule, change, story, hit.item)
 
     def gone(self, now: set[Key]) -> Iterator[Line]:
         """Yield a gone line per (watchlist, rule, story) alerted then and not matched now."""
@@ -172,48 +147,37 @@ def run_backtest(
     since: float,
     pick: Selection | None = None,
     now: float | None = None,
+    url: str | None = None,
 ) -> tuple[Window, Iterator[Line]]:
     """Start a backtest over the last ``since`` seconds; return its window and its lines.
 
     The lines are produced lazily (new and same in archive order, then gone);
     ``window.items`` and ``window.seconds`` are final once they are consumed.
-    Lines carry no highlights (they cost a quarter of the time): ``highlighted``
-    adds them to the few a report shows.
+    With ``url`` (the Redis URL) a big archive is matched by a pool of processes.
     """
     now = time.time() if now is None else now
-    bt = Backtest(client, config, pick or Selection())
-    engine = bt.engine()
+    pick = pick or Selection()
+    bt = Backtest(client, config, pick)
     start = now - since
-    window = Window(since, start, now, extent(client), rules=len(engine))
+    window = Window(since, start, now, extent(client), rules=len(build_engine(config, pick)))
     bt.load_sent(start)
+
+    def counted(n: int) -> None:
+        window.items += n
+        if window.progress is not None:
+            window.progress(n)
 
     def lines() -> Iterator[Line]:
         began = time.perf_counter()
-        matched: set[Key] = set()
-        for line in bt.current(_counted(scan(client, start), window), engine):
-            matched.add((line.watchlist, line.rule, line.story))
+        batches = matched(client, config, pick, (start, now), expected_items(window), url, counted)
+        found: set[Key] = set()
+        for line in bt.current(batches):
+            found.add((line.watchlist, line.rule, line.story))
             yield line
         window.seconds = time.perf_counter() - began
-        yield from bt.gone(matched)
+        yield from bt.gone(found)
 
     return window, lines()
-
-
-def _counted(pages: Iterator[list[Item]], window: Window) -> Iterator[list[Item]]:
-    for page in pages:
-        window.items += len(page)
-        if window.progress is not None:
-            window.progress(len(page))
-        yield page
-
-
-def highlighted(config: Config, line: Line) -> Line:
-    """Return ``line`` with the highlights of its rule on its item (none for a gone line)."""
-    if line.change == "gone":
-        return line
-    specs = [r for r in config.rule_specs() if (r.watchlist, r.id) == (line.watchlist, line.rule)]
-    found = Engine(specs).match(line.item.texts())
-    return replace(line, highlights=found[0].highlights) if found else line
 
 
 def expected_items(window: Window) -> int:

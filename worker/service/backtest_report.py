@@ -17,13 +17,12 @@ from worker.service.app import App
 from worker.service.backtest import (
     CHANGES,
     Line,
-    Selection,
     Window,
     expected_items,
     group,
-    highlighted,
     run_backtest,
 )
+from worker.service.backtest_match import Selection, highlighted
 
 #: Examples shown per change per rule.
 EXAMPLES = 3
@@ -63,16 +62,17 @@ def header(window: Window, config: Config) -> str:
     )
 
 
-def _example(line: Line) -> list[str]:
+def _example(config: Config, line: Line) -> list[str]:
     item = line.item
     when = _clock(item.seen_at) if item.seen_at else "?"
     out = [
         f"    {_MARK[line.change]} {item.title[:100]}  ({item.feed}, {when})",
         f"      {item.link}",
     ]
-    alert = Alert(line.watchlist, line.watchlist, line.rule, item, line.highlights)
+    marks = highlighted(config, line.watchlist, line.rule, item) if line.change != "gone" else ()
+    alert = Alert(line.watchlist, line.watchlist, line.rule, item, marks)
     out += [f"      {name}: {text}" for name, text in snippets(alert, "text", limit=2)]
-    terms = dict.fromkeys(f"{h.text!r} ({h.field})" for h in line.highlights)
+    terms = dict.fromkeys(f"{h.text!r} ({h.field})" for h in marks)
     if terms:
         out.append("      matched: " + ", ".join(list(terms)[:6]))
     return out
@@ -97,11 +97,13 @@ def _rule_block(config: Config, wid: str, rule: str, lines: Sequence[Line]) -> I
         f"{counts['gone']} gone, {counts['same']} same"
     )
     for change in CHANGES:
-        picked = [ln for ln in lines if ln.change == change][:EXAMPLES]
+        # Lines whose item kept its text first (worker.service.backtest_match).
+        of = [ln for ln in lines if ln.change == change]
+        picked = sorted(of, key=lambda ln: not ln.item.texts().keys() - {"title"})[:EXAMPLES]
         if picked:
             yield f"  {change}:"
             for ln in picked:
-                yield from _example(highlighted(config, ln))
+                yield from _example(config, ln)
 
 
 def render_text(window: Window, config: Config, lines: Sequence[Line]) -> Iterator[str]:
@@ -134,7 +136,7 @@ def backtest_command(
         raise NewsAlertError(f"--since: {exc}") from None
     if seconds <= 0:
         raise NewsAlertError("--since must be more than 0")
-    window, lines = run_backtest(client, config, seconds, Selection(*pick))
+    window, lines = run_backtest(client, config, seconds, Selection(*pick), url=app.redis_url)
     if not window.archive.items:
         raise NewsAlertError(
             "the archive is empty: nothing to backtest. The poller archives the items it "
