@@ -9,9 +9,9 @@ Reported: the time per item of that pipeline with and without the archive step
 (the poller's cost), and the bytes per item: raw (the item as JSON), the
 compressed record, and what Redis holds (``MEMORY USAGE`` of the stream).
 
-Backtest: ``run_backtest`` as ``newsalert backtest --json`` runs it (a pool of
-processes from 20,000 items) with ``--rules`` rules in 50 watchlists, over the
-whole archive, with a sent log of alerts for half the hits; also in one process. Baseline: the naive backtest a user writes first: items kept
+Backtest: ``run_backtest`` as ``newsalert backtest --json`` runs it, with
+``--rules`` rules in 50 watchlists, over the whole archive, with a sent log of
+alerts for half the hits. Baseline: the naive backtest a user writes first: items kept
 as plain JSON strings, one ``GET`` each, every rule a loop of ``\\b`` regexes
 (``bench/match.py``'s ``Baseline``), timed on a subset (``--baseline-seconds``).
 Both must find the same (item, rule) hits on the items both ran. For context it
@@ -70,7 +70,7 @@ def make_items(corpus: Corpus, n: int) -> list[Item]:
 
 
 def make_config(root: Path, specs: list) -> Config:
-    """Write the rules as a config directory (pool processes load it) and load it."""
+    """Write the rules as a config directory and load it, as ``backtest --config`` does."""
     (root / "watchlists").mkdir(parents=True, exist_ok=True)
     (root / "feeds.yaml").write_text("feeds: []\n")
     (root / "destinations.yaml").write_text("hook:\n  url: json://127.0.0.1:9/\n")
@@ -139,7 +139,7 @@ def main() -> None:
     client = connect(url)
     client.flushdb()
     try:
-        out = measure(client, items, specs, url, args.baseline_seconds)
+        out = measure(client, items, specs, args.baseline_seconds)
     finally:
         client.flushdb()
         if embedded is not None:
@@ -147,15 +147,15 @@ def main() -> None:
     print(json.dumps(out))
 
 
-def timed_backtest(client: redis.Redis, config: Config, url: str | None) -> tuple[float, list]:
+def timed_backtest(client: redis.Redis, config: Config) -> tuple[float, list]:
     """Run a backtest over the whole archive as ``--json`` would; return (items/s, lines)."""
     t0 = time.perf_counter()
-    window, lines = run_backtest(client, config, 86400, url=url)
+    window, lines = run_backtest(client, config, 86400)
     got = [json.dumps(ln.to_json()) and ln for ln in lines]
     return window.items / (time.perf_counter() - t0), got
 
 
-def measure(client: redis.Redis, items: list[Item], specs: list, url: str, budget: float):
+def measure(client: redis.Redis, items: list[Item], specs: list, budget: float):
     config = make_config(Path(tempfile.mkdtemp(prefix="newsalert-bench-config-")), specs)
     timed = items[:WRITE_SAMPLE]
     plain = write(client, timed, None)
@@ -173,14 +173,13 @@ def measure(client: redis.Redis, items: list[Item], specs: list, url: str, budge
     records = [pack(i) for i in timed]
     pack_s = (time.perf_counter() - t0) / len(timed)
     # A sent log: every other hit "was alerted" (so half are same, half new).
-    _, got = timed_backtest(client, config, None)
+    _, got = timed_backtest(client, config)
     with client.pipeline(transaction=False) as pipe:
         for ln in got[::2]:
             alert = {"watchlist": ln.watchlist, "rule": ln.rule, "item": ln.item.to_dict()}
             record_sent(pipe, [{"destination": "hook", "alert": alert}], 86400, time.time())
         pipe.execute()
-    serial, _ = timed_backtest(client, config, None)
-    rate, got = timed_backtest(client, config, url)
+    rate, got = timed_backtest(client, config)
     engine = Engine(specs)
     t0 = time.perf_counter()
     for it in timed:
@@ -197,9 +196,7 @@ def measure(client: redis.Redis, items: list[Item], specs: list, url: str, budge
         "backtest_items_per_s": round(rate, 1),
         "baseline_items_per_s": round(base_rate, 2),
         "ratio": round(rate / base_rate, 1),
-        # One process (archives under PARALLEL_MIN items run so), and the rule engine alone
-        # on items already in memory (one process's ceiling).
-        "backtest_one_process_items_per_s": round(serial, 1),
+        # The rule engine alone on items already in memory: the ceiling.
         "engine_only_items_per_s": round(engine_rate, 1),
         "lines": {c: sum(ln.change == c for ln in got) for c in ("new", "gone", "same")},
         "agree": ours == base_hits,

@@ -19,11 +19,7 @@ from conftest import Route
 from feedgen import rss
 from test_service import Service, free_port, wait_for
 
-from worker.config import load_config
-from worker.core.archive import Archive
 from worker.core.metrics import read
-from worker.model import Item
-from worker.service.backtest_match import PARALLEL_MIN, Selection, matched
 
 LIVE = """\
 notify: [hook]
@@ -241,36 +237,3 @@ def test_try_and_explain_mark_shadow_rules(tmp_path, redis_url):
     why = cli(config, redis_url, "explain", str(feed), "--watchlist", "kursk")
     assert why.returncode == 0, why.stderr
     assert why.stdout.count("shadow rule") == 1 and "shadow rule trial" in why.stdout
-
-
-def test_a_pool_of_processes_finds_what_one_process_finds(tmp_path, redis_client, redis_url):
-    config = load_config(
-        write_config(
-            tmp_path / "c",
-            feeds=feeds_yaml({"world": "http://127.0.0.1:9/f.xml"}),
-            destinations="hook:\n  url: json://127.0.0.1:9/\n",
-            watchlists={"kursk": LIVE},
-        )
-    )
-    archive = Archive(redis_client, 86400, 10 * 1024**2)
-    start = time.time() - 3600
-    titles = ["Troops near Kursk", "Kursk shelling", "Markets calm", "Rain in Oslo"]
-    for batch in range(12):
-        items = [
-            Item(id=f"{batch:04x}{i:04x}", feed="world", title=f"{titles[i]} {batch}")
-            for i in range(4)
-        ]
-        with redis_client.pipeline(transaction=False) as pipe:
-            archive.write(pipe, items, now=start + batch * 300)
-            pipe.execute()
-    found = {}
-    for name, expected, url in (("one", 0, None), ("pool", PARALLEL_MIN, redis_url)):
-        counts: list[int] = []
-        batches = matched(
-            redis_client, config, Selection(), (start - 1, time.time()), expected, url,
-            counts.append,
-        )  # fmt: skip
-        found[name] = sorted((h.item.id, h.rule) for hits in batches for h in hits)
-        assert sum(counts) == 48
-    assert len(found["one"]) == 12 * 3  # live-rule on two titles, trial on one
-    assert found["pool"] == found["one"]

@@ -26,7 +26,7 @@ import asyncio
 import concurrent.futures
 import multiprocessing
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Self, TypeVar
 
@@ -69,18 +69,6 @@ class IdlePool:
         if self._executor is not None:
             self._executor.shutdown(wait=wait, cancel_futures=True)
             self._executor = None
-
-    def imap(self, fn: Callable[[Any], T], tasks: Iterable[Any]) -> Iterator[T]:
-        """Yield ``fn(task)`` for each task, in order, from the workers (for a caller without
-        an event loop, such as ``backtest``; ``close`` stops them)."""
-        if self.workers == 0:
-            yield from map(fn, tasks)
-            return
-        if self._executor is None:
-            self._executor = concurrent.futures.ProcessPoolExecutor(
-                self.workers, mp_context=multiprocessing.get_context("spawn")
-            )
-        yield from self._executor.map(fn, tasks)
 
     async def run(self, fn: Callable[..., T], *args: Any, timeout: float | None = None) -> T:
         """Run ``fn(*args)`` in a worker (``fn`` and its arguments must pickle)."""

@@ -147,13 +147,11 @@ def run_backtest(
     since: float,
     pick: Selection | None = None,
     now: float | None = None,
-    url: str | None = None,
 ) -> tuple[Window, Iterator[Line]]:
     """Start a backtest over the last ``since`` seconds; return its window and its lines.
 
     The lines are produced lazily (new and same in archive order, then gone);
     ``window.items`` and ``window.seconds`` are final once they are consumed.
-    With ``url`` (the Redis URL) a big archive is matched by a pool of processes.
     """
     now = time.time() if now is None else now
     pick = pick or Selection()
@@ -169,7 +167,7 @@ def run_backtest(
 
     def lines() -> Iterator[Line]:
         began = time.perf_counter()
-        batches = matched(client, config, pick, (start, now), expected_items(window), url, counted)
+        batches = matched(client, config, pick, start, counted)
         found: set[Key] = set()
         for line in bt.current(batches):
             found.add((line.watchlist, line.rule, line.story))

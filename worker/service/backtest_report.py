@@ -136,7 +136,7 @@ def backtest_command(
         raise NewsAlertError(f"--since: {exc}") from None
     if seconds <= 0:
         raise NewsAlertError("--since must be more than 0")
-    window, lines = run_backtest(client, config, seconds, Selection(*pick), url=app.redis_url)
+    window, lines = run_backtest(client, config, seconds, Selection(*pick))
     if not window.archive.items:
         raise NewsAlertError(
             "the archive is empty: nothing to backtest. The poller archives the items it "
