@@ -7,15 +7,19 @@ from pathlib import Path
 
 import pytest
 from configs import write_config
+from deliverkit import WATCHLIST as NK
+from deliverkit import make_app, payload, run_jobs, uninstall
 
 from worker.config import load_config
 from worker.core import keys
+from worker.core.archive import sent_since
 from worker.core.metrics import read, read_last_day
 from worker.deliver import mute as mutes
+from worker.deliver.outbox import flush
 from worker.errors import ConfigError, NewsAlertError
 from worker.model import Match
 from worker.service.gate import guard_notice, route
-from worker.service.queue import enqueue_delivery, queue
+from worker.service.queue import enqueue_delivery, enqueue_flush, queue
 
 WATCHLIST = """\
 notify: [hook, desk]
@@ -185,3 +189,41 @@ def test_new_keys_are_checked_with_positions(tmp_path, where, text, line, col, m
     name = "feeds.yaml" if where == "feeds" else "w.yaml"
     [found] = [ln for ln in err.value.lines() if message in ln]
     assert found.split(": ")[0].endswith(f"{name}:{line}:{col}"), err.value.lines()
+
+
+@pytest.fixture
+def delivery_app(tmp_path, receiver, redis_url):
+    destinations = (
+        f"hook:\n  url: json://127.0.0.1:{receiver.port}/alerts\n"
+        f"paced:\n  url: json://127.0.0.1:{receiver.port}/paced\n  rate: 1/h\n"
+    )
+    app = make_app(tmp_path, redis_url, destinations, notify="[hook, paced]")
+    yield app
+    uninstall()
+
+
+def test_alerts_queued_before_a_mute_are_dropped_not_held(delivery_app, receiver, redis_client):
+    first, held, direct = payload(1, "paced"), payload(2, "paced"), payload(3, "hook")
+    for p in (first, held):
+        enqueue_delivery(redis_client, p["delivery"], {**p, "story": "s1"})
+    run_jobs(delivery_app, wait=2)  # the first goes, the second waits for the rate limit
+    assert [r["path"] for r in receiver.received] == ["/paced"]
+    assert redis_client.zcard(keys.outbox("paced")) == 1
+
+    mutes.mute(redis_client, NK, 60)
+    enqueue_delivery(redis_client, direct["delivery"], direct)
+    run_jobs(delivery_app, wait=2)
+    flush(redis_client, delivery_app.config(), "paced", enqueue_flush=enqueue_flush)
+    assert len(receiver.received) == 1  # neither the waiting nor the direct alert went
+    assert redis_client.zcard(keys.outbox("paced")) == 0  # and nothing is held for later
+    outcomes = read(redis_client, "deliveries")
+    assert outcomes[("hook", "muted")] == 1 and outcomes[("paced", "muted")] == 1
+
+    # What went out is in the sent log, with its story, for backtest.
+    [entry] = sent_since(redis_client, 0)
+    assert (entry["watchlist"], entry["rules"], entry["story"], entry["destination"]) == (
+        NK,
+        ["nk-in-kursk"],
+        "s1",
+        "paced",
+    )

@@ -191,8 +191,9 @@ class _Flush:
         if orphans or muted:
             with self.client.pipeline() as pipe:
                 _forget(pipe, self.dest.name, [e.delivery for e in orphans + muted])
-                incr(pipe, "deliveries", self.dest.name, "cancelled", by=len(orphans))
-                incr(pipe, "deliveries", self.dest.name, "muted", by=len(muted))
+                for outcome, group in (("cancelled", orphans), ("muted", muted)):
+                    if group:
+                        incr(pipe, "deliveries", self.dest.name, outcome, by=len(group))
                 pipe.execute()
         for e in orphans:
             log.info(
