@@ -59,8 +59,47 @@ def _fetch_settings(ld: Checker, path: Path, top: Map) -> dict[str, float]:
     return out
 
 
-_TOP = {"defaults", "allow_private_networks", "fetch", "feeds", *ARCHIVE_KEYS}
-Loaded = tuple[tuple[Feed, ...], bool, dict[str, float], tuple[float, int]]
+def _interval(value: Any) -> float | None:
+    return None if str(value).strip().lower() == "auto" else parse_duration(value)
+
+
+_SCHEDULE_KEYS = {
+    "interval": _interval,
+    "min_interval": parse_duration,
+    "max_interval": parse_duration,
+}
+
+
+def _schedule(ld: Checker, path: Path, node: Map, defaults: dict[str, Any]) -> dict[str, Any]:
+    """Return a feed's (or the defaults') interval settings: ``auto`` is None."""
+    out = {
+        key: ld.convert(path, node, key, read, defaults[key])
+        for key, read in _SCHEDULE_KEYS.items()
+    }
+    for key in _SCHEDULE_KEYS:
+        if out[key] is not None and out[key] < 1:
+            ld.error(path, ld.value_pos(node, key), f"{key} must be at least 1s")
+    if out["min_interval"] > out["max_interval"]:
+        ld.error(path, ld.value_pos(node, "min_interval"), "min_interval exceeds max_interval")
+    return out
+
+
+def _websub_callback(ld: Checker, path: Path, top: Map) -> str | None:
+    node = top.get("websub")
+    if node is None or ld.mapping(path, node, "websub", {"callback"}) is None:
+        return None
+    url = ld.convert(path, node, "callback", str, None)
+    if url is not None and not re.match(r"^https?://[^/\s]+", url):
+        ld.error(
+            path,
+            ld.value_pos(node, "callback"),
+            f"websub callback must be http(s)://…, not {url!r}",
+        )
+    return url.rstrip("/") if url else None
+
+
+_TOP = {"defaults", "allow_private_networks", "fetch", "feeds", "websub", *ARCHIVE_KEYS}
+Loaded = tuple[tuple[Feed, ...], bool, dict[str, float], str | None, tuple[float, int]]
 
 
 def load_feeds(ld: Checker) -> Loaded:
@@ -69,11 +108,14 @@ def load_feeds(ld: Checker) -> Loaded:
     top = None if doc is None else ld.mapping(path, doc, "feeds.yaml", _TOP, {"feeds"})
     archive = archive_settings(ld, path, top)
     if top is None:
-        return (), False, {}, archive
+        return (), False, {}, None, archive
     fetch = _fetch_settings(ld, path, top)
+    callback = _websub_callback(ld, path, top)
     defaults = top.get("defaults") or Map()
-    ld.mapping(path, defaults, "defaults", {"interval", "backfill", *_FULLTEXT_KEYS})
-    d_interval = ld.convert(path, defaults, "interval", parse_duration, 300.0)
+    ld.mapping(path, defaults, "defaults", {*_SCHEDULE_KEYS, "backfill", *_FULLTEXT_KEYS})
+    d_schedule = _schedule(
+        ld, path, defaults, {"interval": None, "min_interval": 60.0, "max_interval": 1800.0}
+    )
     d_backfill = ld.convert(path, defaults, "backfill", positive_int, 0)
     d_fulltext = ld.convert(path, defaults, "fulltext", choice(FULLTEXT_MODES), "auto")
     d_min_words = ld.convert(path, defaults, "fulltext_min_words", positive_int, 120)
@@ -84,10 +126,10 @@ def load_feeds(ld: Checker) -> Loaded:
         entries = Seq()
     if not isinstance(entries, Seq):
         ld.error(path, ld.value_pos(top, "feeds"), "'feeds' must be a list")
-        return (), allow_private, fetch, archive
+        return (), allow_private, fetch, callback, archive
     feeds: list[Feed] = []
     seen: set[str] = set()
-    allowed = {"id", "url", "tags", "interval", "backfill", *_FULLTEXT_KEYS}
+    allowed = {"id", "url", "tags", *_SCHEDULE_KEYS, "backfill", *_FULLTEXT_KEYS}
     for node in entries:
         if ld.mapping(path, node, "feed", allowed, {"id", "url"}) is None:
             continue
@@ -103,15 +145,12 @@ def load_feeds(ld: Checker) -> Loaded:
         seen.add(fid)
         if not re.match(r"^https?://[^/\s]+", url):
             ld.error(path, ld.value_pos(node, "url"), f"feed url must be http(s)://…, not {url!r}")
-        interval = ld.convert(path, node, "interval", parse_duration, d_interval)
-        if interval < 1:
-            ld.error(path, ld.value_pos(node, "interval"), "interval must be at least 1s")
         feeds.append(
             Feed(
                 id=fid,
                 url=url,
                 tags=ld.strings(path, node, "tags"),
-                interval=interval,
+                **_schedule(ld, path, node, d_schedule),
                 backfill=ld.convert(path, node, "backfill", positive_int, d_backfill),
                 fulltext=ld.convert(path, node, "fulltext", choice(FULLTEXT_MODES), d_fulltext),
                 fulltext_min_words=ld.convert(
@@ -122,4 +161,4 @@ def load_feeds(ld: Checker) -> Loaded:
                 ),
             )
         )
-    return tuple(feeds), allow_private, fetch, archive
+    return tuple(feeds), allow_private, fetch, callback, archive
