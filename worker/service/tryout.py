@@ -130,9 +130,7 @@ def write_hits(
         count += len(matches)
         if as_json:
             for m, line in zip(matches, hit_lines(item, matches), strict=True):
-                out.write(
-                    line[:-1] + ', "shadow": true}' if shadow(m.watchlist, m.rule) else line
-                )
+                out.write(line[:-1] + ', "shadow": true}' if shadow(m.watchlist, m.rule) else line)
                 out.write("\n")
             continue
         for match in matches:
