@@ -13,6 +13,7 @@ from worker.poll.cadence import Rate
 from worker.poll.fulltext import backed_off_hosts
 from worker.service.app import App
 from worker.service.queue import depths
+from worker.service.safety import collect_safety, render_safety
 
 
 def _decode(mapping: dict[bytes, bytes]) -> dict[str, str]:
@@ -184,6 +185,7 @@ def collect(app: App) -> dict[str, Any]:
         },
         "dead_letters": client.llen(keys.DEAD_LETTERS),
         "article_hosts_backed_off": backed_off_hosts(client),
+        **collect_safety(client),
     }
 
 
@@ -215,6 +217,7 @@ def render_stats(data: dict[str, Any]) -> str:
     lines += [
         f"  {r['watchlist'] + ' / ' + r['rule']:40} {r['matches']}" for r in data["rules_24h"][:10]
     ] or ["  none"]
+    lines += render_safety(data, now)
     lines += ["", "destinations:"]
     for name, d in data["destinations"].items():
         lines.append(
