@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import redis
 from configs import write_config
 from faultnet import STORY, FeedServer, Receipt, Receiver, story_items
@@ -27,9 +28,27 @@ __all__ = ["STORY", "FeedServer", "Receipt", "Receiver", "story_items"]  # re-ex
 
 import contextlib
 
+from worker.queue import Timers
 from worker.store import DURABLE_REDIS_ARGS, redis_server_binary
 
 WATCHLIST = "notify: [hook]\nrules:\n  - id: kursk\n    all: [Kursk]\n"
+#: RQ's clocks for the short fault tests (``worker.queue.Timers``): an abandoned job is
+#: re-run within seconds, not a minute. The ``slow`` versions run with production's.
+FAST_TIMERS = "job_timeout=5,maintenance=1,stuck_after=3"
+
+
+def production_timers(request: pytest.FixtureRequest) -> bool:
+    """Return whether this test runs with production's RQ clocks: the ``slow`` ones do."""
+    return request.node.get_closest_marker("slow") is not None
+
+
+def pickup_limit(timers: Timers) -> float:
+    """Return the seconds within which a killed worker's job must run again.
+
+    Abandoned ``heartbeat_ttl`` after it started, seen by the next maintenance pass,
+    5 s for the rest: 60 s with production's clocks, the README's "about a minute".
+    """
+    return timers.heartbeat_ttl + timers.maintenance + 5
 
 
 def wait_for(
@@ -271,8 +290,10 @@ def tally(name: str, expected: Iterable[str], receiver: Receiver) -> Tally:
 class Rig:
     """One fault test's world: its Redis, feed server, receiver and newsalert processes."""
 
-    def __init__(self, tmp: Path, own_redis: bool = True) -> None:
+    def __init__(self, tmp: Path, own_redis: bool = True, production: bool = False) -> None:
         self.tmp = tmp
+        self.timers_env = "" if production else FAST_TIMERS
+        self.timers = Timers.parse(self.timers_env)
         self.redis = RedisServer(tmp / "redis") if own_redis else None
         if self.redis:
             self.redis.start()
@@ -289,6 +310,8 @@ class Rig:
         return make_config(self.config_dir, self.feeds, names, self.receiver, interval, backfill)
 
     def spawn(self, *args: str, log: str = "run.log", **env: str) -> Proc:
+        if self.timers_env:
+            env.setdefault("NEWSALERT_RQ_TIMERS", self.timers_env)
         proc = Proc(list(args), newsalert_env(self.config_dir, self.url, **env), self.tmp / log)
         self.procs.append(proc)
         return proc

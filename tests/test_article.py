@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import serving
 from conftest import Route
 from shared import shared_dir
 
@@ -125,13 +126,12 @@ class HangingServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        serving.start(self.httpd)
         self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
     def close(self) -> None:
         self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        serving.stop(self.httpd)
 
 
 @pytest.fixture

@@ -14,15 +14,24 @@ from pathlib import Path
 
 import pytest
 from configs import write_config
-from faults import WATCHLIST, FeedServer, Rig, feeds_config, story_items, tally, wait_for
+from faults import (
+    WATCHLIST,
+    FeedServer,
+    Rig,
+    feeds_config,
+    production_timers,
+    story_items,
+    tally,
+    wait_for,
+)
 
 INTERVAL = 5.0
 BAD_KINDS = ("slow", "huge", "bomb", "loop", "invalid")
 
 
 @pytest.fixture
-def rig(tmp_path: Path) -> Iterator[Rig]:
-    r = Rig(tmp_path)
+def rig(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Rig]:
+    r = Rig(tmp_path, production=production_timers(request))
     extra: list[FeedServer] = []
     r.extra = extra  # type: ignore[attr-defined]
     yield r

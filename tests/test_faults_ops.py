@@ -12,14 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from faults import Rig, story_items, tally, wait_for
+from faults import Rig, production_timers, story_items, tally, wait_for
 
 from worker import keys
 
 
 @pytest.fixture
-def rig(tmp_path: Path) -> Iterator[Rig]:
-    r = Rig(tmp_path)
+def rig(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Rig]:
+    r = Rig(tmp_path, production=production_timers(request))
     yield r
     r.close()
 

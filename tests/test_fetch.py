@@ -16,6 +16,7 @@ from typing import Any
 
 import brotli
 import pytest
+import serving
 
 from worker.errors import FeedError
 from worker.fetch import (
@@ -159,9 +160,7 @@ class Handler(BaseHTTPRequestHandler):
 def _serve(host: str) -> ThreadingHTTPServer:
     server = ThreadingHTTPServer((host, 0), Handler)
     server.daemon_threads = True
-    threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    ).start()
+    serving.start(server)
     return server
 
 
@@ -175,8 +174,7 @@ def servers() -> Iterator[tuple[str, str]]:
     one.other, two.other = base2, base1  # type: ignore[attr-defined]
     yield base1, base2
     for server in (one, two):
-        server.shutdown()
-        server.server_close()
+        serving.stop(server)
 
 
 @pytest.fixture

@@ -15,12 +15,14 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
 from rq import Queue, Retry, SimpleWorker
 from rq.exceptions import StopRequested
+from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus
 from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
@@ -36,17 +38,81 @@ log = logging.getLogger("newsalert.queue")
 #: ``NEWSALERT_RETRY_INTERVALS=0,0,0`` overrides them (tests, or ops who want less patience).
 DELIVERY_RETRY_INTERVALS = (5, 15, 60, 180, 600, 600)
 MATCH_RETRY_INTERVALS = (5, 30, 120)
-#: Every job's time limit. SimpleWorker sends no heartbeat while a job runs, so a job
-#: counts as abandoned (its worker killed) HEARTBEAT_TTL seconds after it started:
-#: another worker re-runs it within HEARTBEAT_TTL + the 15 s maintenance interval.
-JOB_TIMEOUT = 30
-HEARTBEAT_TTL = JOB_TIMEOUT + 10
 #: Seconds an idle worker takes to notice a stop request.
 STOP_LATENCY = 2
 
 
-def queue(client: redis.Redis, name: str) -> Queue:
-    return Queue(name, connection=client, serializer=JSONSerializer)
+@dataclass(frozen=True)
+class Timers:
+    """RQ's clocks, which decide how soon a killed worker's job runs again.
+
+    The defaults are production's. ``NEWSALERT_RQ_TIMERS`` overrides any of them,
+    e.g. ``job_timeout=5,maintenance=1,stuck_after=3``: the fault tests do, so that
+    they need not wait real minutes (their ``slow`` versions keep these values).
+    """
+
+    #: Every job's time limit. SimpleWorker sends no heartbeat while a job runs, so a
+    #: job counts as abandoned (its worker killed) ``heartbeat_ttl`` after it started.
+    job_timeout: int = 30
+    #: Seconds between RQ's maintenance passes, which re-run abandoned and stuck jobs.
+    maintenance: int = 15
+    #: Seconds a job may sit in a queue's intermediate list (taken, never started)
+    #: before a maintenance pass re-queues it (RQ's own: one minute).
+    stuck_after: int = 60
+
+    @property
+    def heartbeat_ttl(self) -> int:
+        """Seconds after its start that a running job counts as abandoned."""
+        return self.job_timeout + 10
+
+    @classmethod
+    def from_env(cls) -> Timers:
+        """Return the defaults with ``NEWSALERT_RQ_TIMERS`` applied."""
+        return cls.parse(os.environ.get("NEWSALERT_RQ_TIMERS", ""))
+
+    @classmethod
+    def parse(cls, raw: str) -> Timers:
+        """Return the defaults with ``name=seconds,…`` from ``raw`` applied."""
+        known = {f.name for f in fields(cls)}
+        values: dict[str, int] = {}
+        for part in filter(None, (p.strip() for p in raw.split(","))):
+            name, _, value = part.partition("=")
+            if name.strip() not in known or not value.strip().isdigit() or int(value) < 1:
+                raise NewsAlertError(
+                    f"NEWSALERT_RQ_TIMERS: bad {part!r}; use e.g. job_timeout=5,maintenance=1"
+                    f" (known: {', '.join(sorted(known))}; whole seconds, at least 1)"
+                )
+            values[name.strip()] = int(value)
+        return cls(**values)
+
+
+class _IntermediateQueue(IntermediateQueue):
+    """RQ's intermediate list, with the time a job may be stuck there made ours."""
+
+    stuck_after = Timers.stuck_after
+
+    def should_be_cleaned_up(self, job_id: str) -> bool:
+        first_seen = self.get_first_seen(job_id)
+        return first_seen is not None and (
+            datetime.now(UTC) - first_seen > timedelta(seconds=self.stuck_after)
+        )
+
+
+class _Queue(Queue):
+    stuck_after = Timers.stuck_after
+
+    @property
+    def intermediate_queue(self) -> IntermediateQueue:
+        found = _IntermediateQueue(self.key, connection=self.connection)
+        found.stuck_after = self.stuck_after
+        return found
+
+
+def queue(client: redis.Redis, name: str, timers: Timers | None = None) -> Queue:
+    q = _Queue(name, connection=client, serializer=JSONSerializer)
+    if timers is not None:
+        q.stuck_after = timers.stuck_after
+    return q
 
 
 def enqueue_match(client: redis.Redis, item_ids: Sequence[str], version: str) -> None:
@@ -58,7 +124,7 @@ def enqueue_match(client: redis.Redis, item_ids: Sequence[str], version: str) ->
         retry=Retry(max=len(MATCH_RETRY_INTERVALS), interval=list(MATCH_RETRY_INTERVALS)),
         result_ttl=0,
         failure_ttl=7 * 86400,
-        job_timeout=JOB_TIMEOUT,
+        job_timeout=Timers.from_env().job_timeout,
         description=f"match {len(item_ids)} items",
     )
 
@@ -86,7 +152,7 @@ def enqueue_delivery(
         retry=Retry(max=len(intervals), interval=list(intervals)) if intervals else None,
         result_ttl=3600,
         failure_ttl=7 * 86400,
-        job_timeout=JOB_TIMEOUT,
+        job_timeout=Timers.from_env().job_timeout,
         description=f"deliver to {payload.get('destination')}",
         pipeline=pipeline,
     )
@@ -109,7 +175,7 @@ def recheck_delivery(
         job_id=f"deliver-{delivery}-recheck-{int(time.time())}",
         result_ttl=3600,
         failure_ttl=7 * 86400,
-        job_timeout=JOB_TIMEOUT,
+        job_timeout=Timers.from_env().job_timeout,
         retry=Retry(max=len(DELIVERY_RETRY_INTERVALS), interval=list(DELIVERY_RETRY_INTERVALS)),
         description=f"recheck delivery to {payload.get('destination')}",
     )
@@ -129,7 +195,7 @@ def enqueue_flush(client: redis.Redis, destination: str, delay: float = 0.0) -> 
     options: dict[str, Any] = {
         "result_ttl": 0,
         "failure_ttl": 86400,
-        "job_timeout": JOB_TIMEOUT,
+        "job_timeout": Timers.from_env().job_timeout,
         "description": f"flush {destination}",
     }
     if delay <= 0:
@@ -235,9 +301,12 @@ class NewsWorker(SimpleWorker):
         if not isinstance(exc_info[1], NewsAlertError):
             super().handle_exception(job, *exc_info)
 
+    #: Set by ``make_worker``.
+    timers = Timers()
+
     def get_heartbeat_ttl(self, job: Job, working_time: float | None = None) -> int:
         # RQ adds a fixed 60 s; ours keeps a killed worker's job stuck for under a minute.
-        return HEARTBEAT_TTL
+        return self.timers.heartbeat_ttl
 
     def execute_job(self, job: Job, queue: Queue) -> Any:
         if self.before_job is not None:
@@ -267,19 +336,21 @@ def make_worker(
 
     SimpleWorker, not the forking Worker: the compiled rule engine is kept in
     memory between jobs (a fork would recompile it per job), and it runs
-    about 2× the jobs/s (FACTS.md). A short worker TTL lets another worker
+    about 2× the jobs/s (FACTS.md). Short ``Timers`` let another worker
     notice a killed one's abandoned job within about a minute.
     """
+    timers = Timers.from_env()
     worker = NewsWorker(
-        [queue(client, queue_name)],
+        [queue(client, queue_name, timers)],
         connection=client,
         name=name,
         serializer=JSONSerializer,
         worker_ttl=30,
-        maintenance_interval=15,
+        maintenance_interval=timers.maintenance,
         job_monitoring_interval=10,
     )
     worker.before_job = before_job
+    worker.timers = timers
     return worker
 
 
