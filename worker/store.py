@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry as RedisRetry
 
 from worker.errors import RedisUnavailable
@@ -188,10 +188,15 @@ class EmbeddedRedis:
         if self.process is None:
             return
         if self.process.poll() is None:
+            # No retries: the server closing the connection is the reply, and redis-py's
+            # default retries with back-off would wait seconds for a server that is gone.
+            client = redis.Redis(
+                unix_socket_path=str(self.socket),
+                socket_timeout=5,
+                retry=RedisRetry(NoBackoff(), 0),
+            )
             with contextlib.suppress(redis.RedisError):
-                redis.Redis(unix_socket_path=str(self.socket), socket_timeout=5).shutdown(
-                    nosave=False
-                )
+                client.shutdown(nosave=False)
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
