@@ -24,7 +24,7 @@ import pytest
 import redis
 import serving
 
-from worker.store import EmbeddedRedis, connect
+from worker.core.store import EmbeddedRedis, connect
 
 
 @pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker

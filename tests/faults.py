@@ -28,11 +28,11 @@ __all__ = ["STORY", "FeedServer", "Receipt", "Receiver", "story_items"]  # re-ex
 
 import contextlib
 
-from worker.queue import Timers
-from worker.store import DURABLE_REDIS_ARGS, redis_server_binary
+from worker.core.store import DURABLE_REDIS_ARGS, redis_server_binary
+from worker.service.queue import Timers
 
 WATCHLIST = "notify: [hook]\nrules:\n  - id: kursk\n    all: [Kursk]\n"
-#: RQ's clocks for the short fault tests (``worker.queue.Timers``): an abandoned job is
+#: RQ's clocks for the short fault tests (``worker.service.queue.Timers``): an abandoned job is
 #: re-run within seconds, not a minute. The ``slow`` versions run with production's.
 FAST_TIMERS = "job_timeout=5,maintenance=1,stuck_after=3"
 

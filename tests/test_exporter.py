@@ -14,11 +14,11 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from worker import keys
-from worker.exporter import RedisCollector, serve
-from worker.metrics import HEARTBEAT_MAX_AGE, heartbeat
-from worker.queue import depths
-from worker.store import connect
+from worker.core import keys
+from worker.core.metrics import HEARTBEAT_MAX_AGE, heartbeat
+from worker.core.store import connect
+from worker.service.exporter import RedisCollector, serve
+from worker.service.queue import depths
 
 
 def get(url: str) -> tuple[int, str]:

@@ -19,9 +19,10 @@ import redis
 from faults import Rig, alive, pickup_limit, production_timers, story_items, tally, wait_for
 from rq import Worker
 
-from worker import keys
-from worker.queue import MATCH_RETRY_INTERVALS, queue
-from worker.store import EmbeddedRedis
+from worker.core import keys
+from worker.core.retry import MATCH_RETRY_INTERVALS
+from worker.core.store import EmbeddedRedis
+from worker.service.queue import queue
 
 #: Run a test with the short RQ clocks, and again (slow) with production's
 #: (the ``rig`` fixture reads the ``slow`` mark).

@@ -19,7 +19,7 @@ import pytest
 import serving
 
 from worker.errors import FeedError
-from worker.fetch import (
+from worker.poll.fetch import (
     Fetcher,
     FetchHTTPError,
     FetchLimits,

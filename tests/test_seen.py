@@ -8,8 +8,9 @@ import pytest
 from feedgen import rss
 from shared import shared_dir
 
-from worker import keys, seen
-from worker.feeds import parse_feed, prescan_item_ids
+from worker.core import keys
+from worker.poll import seen
+from worker.poll.parse import parse_feed, prescan_item_ids
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "feeds"
 
