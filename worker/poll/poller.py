@@ -207,7 +207,9 @@ class Poller:
                 extra={"feed": feed.id},
             )
         base = self._interval(feed, state)
-        delay = min(base * 2 ** min(failures - 1, 10), MAX_BACKOFF) * random.uniform(0.9, 1.1)
+        # Jitter first, then the cap: never longer than MAX_BACKOFF (feeds failing for
+        # long all come back at the cap; the first tries keep their spread).
+        delay = min(base * 2 ** min(failures - 1, 10) * random.uniform(0.9, 1.1), MAX_BACKOFF)
         retry_after = getattr(exc, "retry_after", None)
         if retry_after:  # after the jitter: the server said "not before"
             delay = max(delay, min(float(retry_after), MAX_RETRY_AFTER))
