@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 import redis
 from configs import write_config
 from faultnet import STORY, FeedServer, Receipt, Receiver, story_items
@@ -29,17 +28,14 @@ __all__ = ["STORY", "FeedServer", "Receipt", "Receiver", "story_items"]  # re-ex
 import contextlib
 
 from worker.core.store import DURABLE_REDIS_ARGS, redis_server_binary
-from worker.service.queue import Timers
+from worker.service.timers import Timers
 
 WATCHLIST = "notify: [hook]\nrules:\n  - id: kursk\n    all: [Kursk]\n"
-#: RQ's clocks for the short fault tests (``worker.service.queue.Timers``): an abandoned job is
-#: re-run within seconds, not a minute. The ``slow`` versions run with production's.
-FAST_TIMERS = "job_timeout=5,maintenance=1,stuck_after=3"
-
-
-def production_timers(request: pytest.FixtureRequest) -> bool:
-    """Return whether this test runs with production's RQ clocks: the ``slow`` ones do."""
-    return request.node.get_closest_marker("slow") is not None
+#: RQ's clocks (``worker.service.timers``) for the short versions of the tests that wait
+#: for a killed process's jobs or locks: seconds, not a minute. Their ``slow`` versions,
+#: and every other fault test, run with production's (a 5 s job limit would change what
+#: a 5 s Redis outage does to a running job).
+FAST_TIMERS = "job_timeout=5,maintenance=1,stuck_after=3,scheduler_lock=3"
 
 
 def pickup_limit(timers: Timers) -> float:
@@ -290,9 +286,9 @@ def tally(name: str, expected: Iterable[str], receiver: Receiver) -> Tally:
 class Rig:
     """One fault test's world: its Redis, feed server, receiver and newsalert processes."""
 
-    def __init__(self, tmp: Path, own_redis: bool = True, production: bool = False) -> None:
+    def __init__(self, tmp: Path, own_redis: bool = True, fast_timers: bool = False) -> None:
         self.tmp = tmp
-        self.timers_env = "" if production else FAST_TIMERS
+        self.timers_env = FAST_TIMERS if fast_timers else ""
         self.timers = Timers.parse(self.timers_env)
         self.redis = RedisServer(tmp / "redis") if own_redis else None
         if self.redis:

@@ -287,7 +287,8 @@ def test_a_job_queued_under_the_old_module_path_still_runs(
     tmp_path, receiver, redis_client, redis_url
 ):
     """RQ stores ``worker.jobs.deliver`` in jobs queued before the stage packages."""
-    from worker.service.queue import Timers, queue
+    from worker.service.queue import queue
+    from worker.service.timers import Timers
 
     app = make_app(tmp_path, redis_url, notify="[hook]", destinations=hook(receiver))
     p = payload(1, "hook")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from faults import Rig, alive, pickup_limit, production_timers, story_items, tally, wait_for
+from faults import Rig, alive, pickup_limit, story_items, tally, wait_for
 from rq import Worker
 
 from worker.core import keys
@@ -25,7 +25,7 @@ from worker.core.store import EmbeddedRedis
 from worker.service.queue import queue
 
 #: Run a test with the short RQ clocks, and again (slow) with production's
-#: (the ``rig`` fixture reads the ``slow`` mark).
+#: (the ``rig`` fixture reads the parameter).
 TIMERS = pytest.mark.parametrize(
     "rig_timers",
     [
@@ -37,7 +37,10 @@ TIMERS = pytest.mark.parametrize(
 
 @pytest.fixture
 def rig(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Rig]:
-    r = Rig(tmp_path, production=production_timers(request))
+    callspec = getattr(request.node, "callspec", None)
+    r = Rig(
+        tmp_path, fast_timers=callspec is not None and callspec.params.get("rig_timers") == "fast"
+    )
     yield r
     r.close()
 
@@ -202,7 +205,7 @@ def _snapshot(client: redis.Redis) -> dict[str, object]:
     ],
 )
 def test_kill_whole_group_and_embedded_redis_mid_burst(tmp_path: Path, n: int) -> None:
-    rig = Rig(tmp_path, own_redis=False, production=n > 300)  # the embedded Redis, under var/
+    rig = Rig(tmp_path, own_redis=False, fast_timers=n <= 300)  # the embedded Redis, in var/
     try:
         rig.feeds.publish("w", story_items("w", n))
         rig.configure(["w"], backfill=n)

@@ -19,7 +19,6 @@ from faults import (
     FeedServer,
     Rig,
     feeds_config,
-    production_timers,
     story_items,
     tally,
     wait_for,
@@ -30,8 +29,8 @@ BAD_KINDS = ("slow", "huge", "bomb", "loop", "invalid")
 
 
 @pytest.fixture
-def rig(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Rig]:
-    r = Rig(tmp_path, production=production_timers(request))
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    r = Rig(tmp_path)
     extra: list[FeedServer] = []
     r.extra = extra  # type: ignore[attr-defined]
     yield r

@@ -10,12 +10,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,6 +30,7 @@ from worker.core import keys
 from worker.core.metrics import heartbeat
 from worker.core.retry import MATCH_RETRY_INTERVALS, delivery_retry_intervals
 from worker.errors import NewsAlertError
+from worker.service.timers import Timers
 
 log = logging.getLogger("newsalert.queue")
 
@@ -42,50 +41,6 @@ STOP_LATENCY = 2
 def _retry(intervals: Sequence[int]) -> Retry | None:
     """Return RQ's retry policy for ``intervals`` (None: no retries)."""
     return Retry(max=len(intervals), interval=list(intervals)) if intervals else None
-
-
-@dataclass(frozen=True)
-class Timers:
-    """RQ's clocks, which decide how soon a killed worker's job runs again.
-
-    The defaults are production's. ``NEWSALERT_RQ_TIMERS`` overrides any of them,
-    e.g. ``job_timeout=5,maintenance=1,stuck_after=3``: the fault tests do, so that
-    they need not wait real minutes (their ``slow`` versions keep these values).
-    """
-
-    #: Every job's time limit. SimpleWorker sends no heartbeat while a job runs, so a
-    #: job counts as abandoned (its worker killed) ``heartbeat_ttl`` after it started.
-    job_timeout: int = 30
-    #: Seconds between RQ's maintenance passes, which re-run abandoned and stuck jobs.
-    maintenance: int = 15
-    #: Seconds a job may sit in a queue's intermediate list (taken, never started)
-    #: before a maintenance pass re-queues it (RQ's own: one minute).
-    stuck_after: int = 60
-
-    @property
-    def heartbeat_ttl(self) -> int:
-        """Seconds after its start that a running job counts as abandoned."""
-        return self.job_timeout + 10
-
-    @classmethod
-    def from_env(cls) -> Timers:
-        """Return the defaults with ``NEWSALERT_RQ_TIMERS`` applied."""
-        return cls.parse(os.environ.get("NEWSALERT_RQ_TIMERS", ""))
-
-    @classmethod
-    def parse(cls, raw: str) -> Timers:
-        """Return the defaults with ``name=seconds,…`` from ``raw`` applied."""
-        known = {f.name for f in fields(cls)}
-        values: dict[str, int] = {}
-        for part in filter(None, (p.strip() for p in raw.split(","))):
-            name, _, value = part.partition("=")
-            if name.strip() not in known or not value.strip().isdigit() or int(value) < 1:
-                raise NewsAlertError(
-                    f"NEWSALERT_RQ_TIMERS: bad {part!r}; use e.g. job_timeout=5,maintenance=1"
-                    f" (known: {', '.join(sorted(known))}; whole seconds, at least 1)"
-                )
-            values[name.strip()] = int(value)
-        return cls(**values)
 
 
 class _IntermediateQueue(IntermediateQueue):
@@ -240,6 +195,23 @@ class ThreadScheduler(RQScheduler):
         if self._process is not None:
             self._process.join(timeout=5)
 
+    #: Set by ``make_scheduler``.
+    lock_ttl = Timers.scheduler_lock
+
+    def acquire_locks(self, auto_start: bool = False) -> Any:
+        found = super().acquire_locks(auto_start)
+        self._expire_locks()
+        return found
+
+    def heartbeat(self) -> None:
+        super().heartbeat()
+        self._expire_locks()
+
+    def _expire_locks(self) -> None:
+        if self.lock_ttl < self.interval + 60:  # RQ sets interval + 60 on every refresh
+            for name in self._acquired_locks:
+                self.connection.expire(self.get_locking_key(name), self.lock_ttl)
+
 
 class NewsWorker(SimpleWorker):
     """An in-process RQ worker for one queue, run in a thread of ``work_forever``.
@@ -349,12 +321,14 @@ def make_worker(
 
 def make_scheduler(client: redis.Redis, queues: Sequence[str]) -> ThreadScheduler:
     """Return the scheduler for ``queues`` (started by ``keep_running``)."""
-    return ThreadScheduler(
+    scheduler = ThreadScheduler(
         [queue(client, q) for q in queues],
         connection=client,
         logging_level="WARNING",
         serializer=JSONSerializer,
     )
+    scheduler.lock_ttl = Timers.from_env().scheduler_lock
+    return scheduler
 
 
 def depths(client: redis.Redis) -> dict[str, dict[str, int]]:
