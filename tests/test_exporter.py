@@ -5,28 +5,19 @@ from __future__ import annotations
 import json
 import socket
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from serving import get
 
 from worker.core import keys
 from worker.core.metrics import HEARTBEAT_MAX_AGE, heartbeat
 from worker.core.store import connect
 from worker.service.exporter import RedisCollector, serve
 from worker.service.queue import depths
-
-
-def get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
 
 
 def exporter(client: redis.Redis) -> Iterator[str]:
