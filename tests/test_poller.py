@@ -24,8 +24,9 @@ from loopfeeds import Answer, FeedServer, local_feed
 
 from worker.config import Config, Feed, load_config
 from worker.core import keys
-from worker.poll import poller as poller_module
-from worker.poll.poller import MIN_INTERVAL, Poller
+from worker.poll import pacing
+from worker.poll.pacing import MIN_INTERVAL
+from worker.poll.poller import Poller
 from worker.service.queue import enqueue_match
 
 
@@ -346,7 +347,7 @@ def test_private_addresses_are_refused_by_default(server, redis_client, tmp_path
 
 @pytest.mark.parametrize("jitter", [0.9, 1.1], ids=["least-jitter", "most-jitter"])
 def test_failures_back_off_exponentially_up_to_6_hours(server, redis_client, monkeypatch, jitter):
-    monkeypatch.setattr(poller_module.random, "uniform", lambda low, high: jitter)  # ±10%
+    monkeypatch.setattr(pacing.random, "uniform", lambda low, high: jitter)  # ±10%
     server.answers["/f.xml"] = Answer(status=500)
     feed = local_feed("f", server.url("/f.xml"), interval=60.0)
     for failures in range(1, 13):
