@@ -187,7 +187,9 @@ def test_run_exits_3_when_redis_stays_unreachable_past_the_grace(tmp_path):
             )
         wait_for(lambda: "worker" in log.read_text() and "started" in log.read_text(), 60, "start")
         server.stop()
-        code = run.wait(timeout=60)
+        # Noticed within a 5 s check (plus the client's retries), given up after the 1 s
+        # grace at the next check, then up to SHUTDOWN_GRACE (25 s) for the children.
+        code = run.wait(timeout=120)
     finally:
         if run.poll() is None:
             run.kill()
