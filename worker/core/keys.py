@@ -22,7 +22,7 @@ ITEM_TTL = 2 * 86400
 #: How long a delivery is remembered as sent (the exactly-once window).
 SENT_TTL = 30 * 86400
 #: How long a delivery claim lives: a worker that dies mid-send frees it after this.
-#: More than a job's time limit (JOB_TIMEOUT, 30 s), so a live sender never loses it.
+#: More than a job's time limit (service.timers.Timers.job_timeout, 30 s), so a live sender never loses it.
 CLAIM_TTL = 45
 #: How long a feed lease lives: a poller that dies frees its feeds after this.
 LEASE_TTL = 120
