@@ -14,7 +14,7 @@ from faults import RedisServer, wait_for
 from feedgen import UNRELATED, article_item, rss
 from shared import shared_dir
 
-from worker.cli import RET_PENDING, RET_REDIS
+from worker.commands.common import RET_PENDING, RET_REDIS
 from worker.service.queue import pending
 
 FIXTURES = Path(__file__).parent / "fixtures"
