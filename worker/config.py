@@ -40,6 +40,15 @@ from worker.yamlfile import Map, Seq
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 FULLTEXT_MODES = ("auto", "always", "never")
 MESSAGE_FORMATS = ("markdown", "html", "text")
+STORY_GROUPS = ("similar", "link", "off")
+
+
+@dataclass(frozen=True)
+class StorySettings:
+    """How a watchlist groups items into stories (README "Stories")."""
+
+    group: str = "similar"  # similar | link (same canonical link only) | off (every item alerts)
+    window: float = 48 * 3600.0  # seconds a story stays open to new copies
 
 
 @dataclass(frozen=True)
@@ -85,6 +94,7 @@ class Watchlist:
     feed_ids: tuple[str, ...] = ()
     feed_tags: tuple[str, ...] = ()
     urgent: bool = False
+    stories: StorySettings = StorySettings()
     should_match: tuple[tuple[str, int], ...] = ()  # (text, line)
     should_not_match: tuple[tuple[str, int], ...] = ()
 
@@ -107,6 +117,8 @@ class Config:
     allow_private_networks: bool = False
     #: feeds.yaml ``fetch:`` overrides of ``worker.fetch.FetchLimits`` fields.
     fetch: Mapping[str, float] = field(default_factory=dict)
+    #: feeds.yaml ``stories:``, the default of every watchlist.
+    stories: StorySettings = StorySettings()
 
     def feed(self, feed_id: str) -> Feed | None:
         return next((f for f in self.feeds if f.id == feed_id), None)
@@ -180,16 +192,31 @@ def _fetch_settings(ld: Checker, path: Path, top: Map) -> dict[str, float]:
     return out
 
 
-def _load_feeds(ld: Checker) -> tuple[tuple[Feed, ...], bool, dict[str, float]]:
+def _stories(ld: Checker, path: Path, top: Map, default: StorySettings) -> StorySettings:
+    """Read a ``stories: {group, window}`` mapping over ``default``."""
+    node = top.get("stories")
+    if node is None or ld.mapping(path, node, "stories", {"group", "window"}) is None:
+        return default
+    window = ld.convert(path, node, "window", parse_duration, default.window)
+    if window < 60:
+        ld.error(path, ld.value_pos(node, "window"), "window must be at least 1m")
+    group = ld.convert(path, node, "group", choice(STORY_GROUPS), default.group)
+    return StorySettings(group=group, window=window)
+
+
+_Feeds = tuple[tuple[Feed, ...], bool, dict[str, float], StorySettings]
+
+
+def _load_feeds(ld: Checker) -> _Feeds:
     path = ld.root / "feeds.yaml"
     doc = ld.load(path)
     if doc is None:
-        return (), False, {}
-    top = ld.mapping(
-        path, doc, "feeds.yaml", {"defaults", "allow_private_networks", "fetch", "feeds"}, {"feeds"}
-    )
+        return (), False, {}, StorySettings()
+    allowed_top = {"defaults", "allow_private_networks", "fetch", "feeds", "stories"}
+    top = ld.mapping(path, doc, "feeds.yaml", allowed_top, {"feeds"})
     if top is None:
-        return (), False, {}
+        return (), False, {}, StorySettings()
+    stories = _stories(ld, path, top, StorySettings())
     fetch = _fetch_settings(ld, path, top)
     defaults = top.get("defaults") or Map()
     ld.mapping(path, defaults, "defaults", {"interval", "backfill", *_FULLTEXT_KEYS})
@@ -204,7 +231,7 @@ def _load_feeds(ld: Checker) -> tuple[tuple[Feed, ...], bool, dict[str, float]]:
         entries = Seq()
     if not isinstance(entries, Seq):
         ld.error(path, ld.value_pos(top, "feeds"), "'feeds' must be a list")
-        return (), allow_private, fetch
+        return (), allow_private, fetch, stories
     feeds: list[Feed] = []
     seen: set[str] = set()
     allowed = {"id", "url", "tags", "interval", "backfill", *_FULLTEXT_KEYS}
@@ -242,7 +269,7 @@ def _load_feeds(ld: Checker) -> tuple[tuple[Feed, ...], bool, dict[str, float]]:
                 ),
             )
         )
-    return tuple(feeds), allow_private, fetch
+    return tuple(feeds), allow_private, fetch, stories
 
 
 def _checked(check: Any) -> Any:
@@ -379,11 +406,12 @@ def _load_watchlist(
     shared_aliases: dict[str, tuple[str, ...]],
     destinations: Mapping[str, Destination],
     feed_ids: set[str],
+    stories: StorySettings = StorySettings(),
 ) -> Watchlist | None:
     doc = ld.load(path)
     if doc is None:
         return None
-    allowed = {"name", "notify", "feeds", "aliases", "rules", "examples", "urgent"}
+    allowed = {"name", "notify", "feeds", "aliases", "rules", "examples", "urgent", "stories"}
     if ld.mapping(path, doc, "watchlist", allowed, {"notify", "rules"}) is None:
         return None
     wid = path.stem
@@ -436,6 +464,7 @@ def _load_watchlist(
         feed_ids=ids,
         feed_tags=ld.strings(path, scope, "tags") if isinstance(scope, Map) else (),
         urgent=ld.convert(path, doc, "urgent", boolean, False),
+        stories=_stories(ld, path, doc, stories),
         should_match=lined("should_match"),
         should_not_match=lined("should_not_match"),
     )
@@ -447,7 +476,7 @@ def load_config(root: str | os.PathLike[str], env: Mapping[str, str] | None = No
     ld = Checker(root_path, os.environ if env is None else env)
     if not root_path.is_dir():
         raise ConfigError([(str(root), 1, 1, "config directory not found")])
-    feeds, allow_private, fetch = _load_feeds(ld)
+    feeds, allow_private, fetch, stories = _load_feeds(ld)
     destinations = _load_destinations(ld)
     aliases_path = root_path / "aliases.yaml"
     shared_aliases = _aliases(ld, aliases_path, ld.load(aliases_path, required=False))
@@ -459,7 +488,7 @@ def load_config(root: str | os.PathLike[str], env: Mapping[str, str] | None = No
                 path, (0, 0), f"watchlist file name {path.name!r}: use letters, digits, '-', '_'"
             )
             continue
-        wl = _load_watchlist(ld, path, shared_aliases, destinations, feed_ids)
+        wl = _load_watchlist(ld, path, shared_aliases, destinations, feed_ids, stories)
         if wl is not None:
             watchlists.append(wl)
     if ld.problems:
@@ -472,4 +501,5 @@ def load_config(root: str | os.PathLike[str], env: Mapping[str, str] | None = No
         destinations=destinations,
         allow_private_networks=allow_private,
         fetch=fetch,
+        stories=stories,
     )

@@ -195,3 +195,51 @@ def host_failures(origin: str) -> str:
 
 HOSTS_BACKED_OFF = f"{PREFIX}article:backoffs"
 """Sorted set of backed-off origins scored by when their back-off ends (for ``stats``)."""
+
+
+# -- stories: grouping items across feeds (worker.stories) ------------------
+
+#: Longest a story stays open when no watchlist sets a ``stories: window`` of its own.
+STORY_WINDOW = 48 * 3600
+#: Most open stories kept; past it the oldest are closed first.
+STORIES_MAX = 200_000
+#: Most copies of a story recorded on it (outlet, title, link, time).
+STORY_MEMBERS_MAX = 20
+#: How long a worker may hold the story-assignment lock (it is released sooner).
+STORY_LOCK_TTL = 30
+#: Document frequencies are counted in daily buckets; this many hashed term slots a day.
+STORY_DF_SLOTS = 1 << 16
+
+STORY_LOCK = f"{PREFIX}stories:lock"
+"""redis-py Lock held while a batch of items is assigned to stories (one story per event)."""
+
+STORIES_OPEN = f"{PREFIX}stories:open"
+"""Sorted set of open story ids scored by when they opened (window and cap)."""
+
+STORIES_OUTLETS = f"{PREFIX}stories:outlets"
+"""Sorted set of open story ids scored by how many feeds carried them (``stats``)."""
+
+
+def story_record(story: str) -> str:
+    """Hash of an open story: packed terms, opening time, first title (closed with the window)."""
+    return f"{PREFIX}stories:rec:{story}"
+
+
+def story_members(story: str) -> str:
+    """List of a story's copies as JSON (feed, title, link, at), at most STORY_MEMBERS_MAX."""
+    return f"{PREFIX}stories:members:{story}"
+
+
+def story_of(link_key: str) -> str:
+    """The assignment of an item (by its link key): "story opened at" (window TTL)."""
+    return f"{PREFIX}stories:of:{link_key}"
+
+
+def story_postings(term: int) -> str:
+    """Sorted set of open stories indexed under a term hash, scored by opening time."""
+    return f"{PREFIX}stories:term:{term:08x}"
+
+
+def story_df(day: int) -> str:
+    """Hash of term slot → items that day that had the term; field "n" counts items (2 days)."""
+    return f"{PREFIX}stories:df:{day}"

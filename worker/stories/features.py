@@ -1,0 +1,171 @@
+"""What an item says, as weighted terms, and how alike two items are. No I/O here.
+
+An item's *terms* are the rules' own normalised tokens (``worker.rules.text``)
+of its headline, plus those of its lead (the first ``LEAD_WORDS`` words of the
+summary, else the content, else the article), without stop words of the
+languages ``stop-words`` knows. A term weighs its inverse document frequency
+over recent items (``idf``), so names, places and numbers, which are rare, carry
+the score, and "says", "new" or "police" barely count.
+
+``similarity`` returns the best of three views of two items, each a weighted
+cosine, so a headline-only item can still meet a long one:
+
+- headline against headline (rewritten headlines of one event);
+- headline+lead against headline+lead (wire copy: the same lead);
+- the smaller of the two headline-in-other-item containments (a headline
+  whose rare words all appear in the other item's lead, and vice versa).
+
+Thresholds and the choice of views were measured (README "Stories").
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from hashlib import blake2b
+
+import stop_words
+
+from worker.model import Item
+from worker.rules.text import words
+
+#: Words of the lead taken into an item's terms.
+LEAD_WORDS = 60
+#: Most terms kept per item (the heaviest): bounds memory per story and scoring time.
+MAX_TERMS = 24
+#: Terms of an item looked up in the index of open stories (its rarest).
+PROBE_TERMS = 8
+
+#: Document frequency → weight; ``None`` df means "never seen".
+Idf = Callable[[str], float]
+
+
+@lru_cache(maxsize=1)
+def stopwords() -> frozenset[str]:
+    """Return the stop words of every language ``stop-words`` ships, normalised like terms."""
+    out: set[str] = set()
+    for lang in stop_words.AVAILABLE_LANGUAGES:
+        for w in stop_words.get_stop_words(lang):
+            out.update(words(w))
+    return frozenset(out)
+
+
+def terms_of(text: str, limit: int | None = None) -> list[str]:
+    """Return the content terms of ``text`` in order (stop words and lone letters dropped)."""
+    stop = stopwords()
+    toks = words(text)
+    if limit is not None:
+        toks = toks[:limit]
+    return [t for t in toks if t not in stop and (len(t) > 1 or t.isdigit() or not t.isascii())]
+
+
+def lead_of(item: Item) -> str:
+    """Return the text an item's lead is taken from: summary, else content, else article."""
+    return item.summary or item.content or item.article
+
+
+def term_hash(term: str) -> int:
+    """Return a 32-bit hash of a term (how terms are stored and counted in Redis)."""
+    return int.from_bytes(blake2b(term.encode(), digest_size=4).digest(), "big")
+
+
+@dataclass(frozen=True, slots=True)
+class Features:
+    """An item's weighted terms: headline terms and headline+lead terms, by term hash."""
+
+    title: Mapping[int, float]
+    full: Mapping[int, float]
+    names: Mapping[int, str]  # hash → term, for explanations (not stored in Redis)
+
+    def probe(self) -> list[int]:
+        """Return the hashes of the item's rarest terms, to find candidate stories by."""
+        return sorted(self.full, key=lambda h: (-self.full[h], h))[:PROBE_TERMS]
+
+    def pack(self) -> bytes:
+        """Return the compact form kept in Redis: (hash, weight×16, in title) per term."""
+        return b"".join(
+            struct.pack(">IHB", h, min(65535, round(w * 16)), h in self.title)
+            for h, w in self.full.items()
+        )
+
+    @classmethod
+    def unpack(cls, data: bytes) -> Features:
+        full: dict[int, float] = {}
+        title: dict[int, float] = {}
+        for h, w, in_title in struct.iter_unpack(">IHB", data):
+            full[h] = w / 16
+            if in_title:
+                title[h] = w / 16
+        return cls(title, full, {})
+
+
+def features(item: Item, idf: Idf) -> Features:
+    """Return the weighted terms of an item (at most ``MAX_TERMS``, the heaviest)."""
+    head = terms_of(item.title)
+    lead = terms_of(lead_of(item), LEAD_WORDS)
+    names = {term_hash(t): t for t in [*head, *lead]}
+    weights = {h: idf(t) for h, t in names.items()}
+    keep = sorted(weights, key=lambda h: (-weights[h], h))[:MAX_TERMS]
+    full = {h: weights[h] for h in keep}
+    title = {h: full[h] for h in (term_hash(t) for t in head) if h in full}
+    return Features(title, full, {h: names[h] for h in keep})
+
+
+def idf_from(df: Mapping[str, int] | Callable[[str], int], docs: int) -> Idf:
+    """Return a term weight from document frequencies over ``docs`` recent items."""
+    get = df.get if isinstance(df, Mapping) else df
+
+    def idf(term: str) -> float:
+        n = get(term) or 0  # type: ignore[operator]
+        return math.log((docs + 2) / (n + 1))
+
+    return idf
+
+
+def _cosine(a: Mapping[int, float], b: Mapping[int, float]) -> float:
+    if not a or not b:
+        return 0.0
+    dot = sum(w * b[h] for h, w in a.items() if h in b)
+    na = math.sqrt(sum(w * w for w in a.values()))
+    nb = math.sqrt(sum(w * w for w in b.values()))
+    return dot / (na * nb) if na and nb else 0.0
+
+
+def _contained(part: Mapping[int, float], whole: Mapping[int, float]) -> float:
+    total = sum(w * w for w in part.values())
+    return sum(w * w for h, w in part.items() if h in whole) / total if total else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Similarity:
+    """How alike two items are (0–1), by which view, and the terms they share."""
+
+    score: float
+    view: str
+    shared: tuple[int, ...]
+
+
+def similarity(a: Features, b: Features) -> Similarity:
+    """Return the similarity of two items (see the module docstring for the views)."""
+    views = {
+        "headline": _cosine(a.title, b.title),
+        "lead": _cosine(a.full, b.full) if len(a.full) > len(a.title) else 0.0,
+        "contained": min(_contained(a.title, b.full), _contained(b.title, a.full)),
+    }
+    if len(b.full) <= len(b.title):
+        views["lead"] = 0.0
+    view = max(views, key=lambda v: views[v])
+    shared = tuple(sorted((h for h in a.full if h in b.full), key=lambda h: -a.full[h]))
+    return Similarity(views[view], view, shared)
+
+
+def doc_terms(items: Iterable[Item]) -> dict[str, int]:
+    """Return the document frequency of each term over ``items`` (for runs without Redis)."""
+    df: dict[str, int] = {}
+    for item in items:
+        for t in set(terms_of(item.title)) | set(terms_of(lead_of(item), LEAD_WORDS)):
+            df[t] = df.get(t, 0) + 1
+    return df

@@ -1,0 +1,133 @@
+"""Decide which open story an item belongs to. No I/O here.
+
+``best_match`` holds the decision every store shares (``MemoryStories`` for
+``try``, ``explain`` and the benchmarks; ``worker.stories.store`` in Redis):
+an item joins the most similar open story when
+
+- the similarity (``features.similarity``) is at least ``THRESHOLD``,
+- the two share at least ``MIN_SHARED`` terms (one rare word, a name alone,
+  is never enough: "GM recalls…" and "GM shares fall…" stay apart), and
+- the story has no item from the item's own feed yet: one outlet's two
+  headlines are two stories (Feedly's rule too). This keeps an outlet's
+  daily series ("… key events, day 1,455") and its follow-ups apart.
+
+Ties go to the earlier story, then the smaller id, so every worker decides alike.
+A story's id is the story key (``Item.story``, the canonical-link hash) of the
+item that opened it, so ``group: similar`` and ``group: link`` give the same
+id to a story's first item.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from worker.model import Item
+from worker.stories.features import Features, Similarity, features, idf_from, similarity
+
+#: Least similarity at which an item joins a story (tuned for precision; README "Stories").
+THRESHOLD = 0.5
+#: Least number of shared terms for an item to join a story.
+MIN_SHARED = 2
+
+
+def link_key(item: Item) -> str:
+    """Return the key an item's syndicated copies share (today's story key)."""
+    return item.story or item.id
+
+
+@dataclass
+class OpenStory:
+    """A story that still takes new copies: its opening item's terms and its outlets."""
+
+    id: str
+    opened: float
+    features: Features
+    title: str = ""
+    feeds: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """Where an item went: ``story``, whether it opened it, and why (for ``explain``)."""
+
+    story: str
+    opened: bool
+    earlier: str = ""  # the title of the story's first item, when the item joined it
+    similarity: Similarity | None = None
+    shared_terms: tuple[str, ...] = ()
+    key: str = ""  # the item's link key
+    at: float = 0.0  # when the item was assigned
+    opened_at: float = 0.0  # when its story opened
+
+
+def best_match(
+    feat: Features, feed: str, candidates: Iterable[OpenStory]
+) -> tuple[OpenStory, Similarity] | None:
+    """Return the open story an item with terms ``feat`` from ``feed`` joins, if any."""
+    best: tuple[OpenStory, Similarity] | None = None
+    for story in candidates:
+        if feed in story.feeds:
+            continue
+        sim = similarity(feat, story.features)
+        if sim.score < THRESHOLD or len(sim.shared) < MIN_SHARED:
+            continue
+        if best is None or (-sim.score, story.opened, story.id) < (
+            -best[1].score,
+            best[0].opened,
+            best[0].id,
+        ):
+            best = (story, sim)
+    return best
+
+
+class MemoryStories:
+    """Stories in memory, for one run of ``try`` or ``explain`` and for benchmarks.
+
+    Document frequencies are counted over the stories opened so far, as the
+    Redis store counts them over recent stories.
+    """
+
+    def __init__(self, window: float = 48 * 3600) -> None:
+        self.window = window
+        self.stories: dict[str, OpenStory] = {}
+        self.by_key: dict[str, str] = {}  # link key → story id
+        self.postings: dict[int, list[str]] = {}
+        self.df: dict[str, int] = {}
+        self.docs = 0
+
+    def learn(self, item: Item) -> None:
+        """Count an item's terms in the document frequencies (once per story, not per copy)."""
+        from worker.stories.features import LEAD_WORDS, lead_of, terms_of
+
+        self.docs += 1
+        for t in set(terms_of(item.title)) | set(terms_of(lead_of(item), LEAD_WORDS)):
+            self.df[t] = self.df.get(t, 0) + 1
+
+    def assign(self, item: Item, now: float) -> Assignment:
+        """Put an item in a story (opening one if none fits) and say which."""
+        key = link_key(item)
+        known = self.by_key.get(key)
+        if known is not None and now - self.stories[known].opened <= self.window:
+            story = self.stories[known]
+            story.feeds.add(item.feed)
+            return Assignment(known, False, story.title, key=key, at=now, opened_at=story.opened)
+        feat = features(item, idf_from(self.df, self.docs))
+        ids = {s for h in feat.probe() for s in self.postings.get(h, ())}
+        live = [self.stories[s] for s in sorted(ids) if now - self.stories[s].opened <= self.window]
+        found = best_match(feat, item.feed, live)
+        if found is not None:
+            story, sim = found
+            story.feeds.add(item.feed)
+            self.by_key[key] = story.id
+            names = tuple(feat.names[h] for h in sim.shared if h in feat.names)
+            return Assignment(
+                story.id, False, story.title, sim, names, key=key, at=now, opened_at=story.opened
+            )
+        self.learn(item)
+        story = OpenStory(key, now, feat, item.title, {item.feed})
+        self.stories[key] = story
+        self.by_key[key] = key
+        for h in feat.probe():
+            self.postings.setdefault(h, []).append(key)
+        return Assignment(key, True, key=key, at=now, opened_at=now)
