@@ -20,6 +20,7 @@ import pytest
 from configs import feeds_yaml, write_config
 from deliverkit import run_jobs, texts, uninstall
 from feedgen import rss
+from test_cli import newsalert as dry  # no REDIS_URL, a var dir that must stay empty
 from test_pipeline import http_server_route, newsalert
 
 from worker import keys, outbox
@@ -183,3 +184,57 @@ def test_kill_9_between_grouping_and_delivery_sends_once_after_restart(
     match_batch([first], version)  # RQ re-runs the killed match job
     run_jobs(app, wait=10)
     assert len(receiver.received) == 1, texts(receiver)
+
+
+# -- try / explain / stats -------------------------------------------------------
+
+
+def _dry_config(tmp_path: Path) -> tuple[Path, list[str]]:
+    root = write_config(
+        tmp_path / "config",
+        feeds="feeds: []\n",
+        destinations="hook:\n  url: json://127.0.0.1:9/alerts\n",
+        watchlists={"w": STORM_WATCHLIST, "gm": GM_WATCHLIST},
+    )
+    gm = {
+        "title": "GM recalls 1.6 million cars over faulty brake sensors",
+        "link": "https://gm.example.com/1",
+    }
+    files = []
+    for name, items in (("ap", [WIRE_A]), ("cbs", [WIRE_B, gm])):
+        (tmp_path / f"{name}.xml").write_bytes(rss(items))
+        files.append(str(tmp_path / f"{name}.xml"))
+    return root, files
+
+
+def test_try_shows_the_story_of_each_hit_and_groups_by_story(tmp_path):
+    root, files = _dry_config(tmp_path)
+    result = dry(root, "try", "--json", *files)
+    assert result.returncode == 0, result.stderr
+    hits = [json.loads(line) for line in result.stdout.splitlines()]
+    stories = {(h["watchlist"], h["item"]["feed"]): h["story"] for h in hits}
+    assert stories[("w", "ap")] == stories[("w", "cbs")] != stories[("gm", "cbs")]
+    assert not (tmp_path / "var").exists()
+    text = dry(root, "try", *files)
+    assert text.stdout.count("◆ story") == 1 and "3 hit(s) in 2 stories" in text.stderr
+
+
+def test_explain_names_the_story_an_item_folds_into_and_why(tmp_path):
+    root, files = _dry_config(tmp_path)
+    result = dry(root, "explain", *files, "--watchlist", "w")
+    assert result.returncode == 0, result.stderr
+    assert "opens a new story" in result.stdout
+    folded = next(line for line in result.stdout.splitlines() if "folds into" in line)
+    assert WIRE_A["title"] in folded and "similarity" in folded and "texas" in folded
+
+
+def test_stats_lists_the_story_with_its_outlets(
+    tmp_path, http_server, receiver, redis_client, redis_url
+):
+    config = _two_feeds(tmp_path, http_server, receiver, [WIRE_A], [WIRE_B], STORM_WATCHLIST)
+    _run(config, redis_url)
+    result = newsalert(config, redis_url, "stats", "--json")
+    figures = json.loads(result.stdout)["stories"]
+    assert figures["per_watchlist"]["w"] == {"opened": 1, "folded": 1}
+    assert [s["outlets"] for s in figures["top_24h"]] == [["wire-a", "wire-b"]]
+    assert "2 outlets" in newsalert(config, redis_url, "stats").stdout

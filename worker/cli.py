@@ -221,42 +221,51 @@ def _hits(app: App, sources: tuple[str, ...]) -> Iterator[tuple[Item, Any]]:
 @click.pass_context
 @handled
 def try_(ctx: click.Context, sources: tuple[str, ...], as_json: bool) -> None:
-    """Show what feeds (URLs or files) would match. Touches no Redis, sends nothing."""
+    """Show what feeds (URLs or files) would match, grouped by story. Touches no Redis, sends nothing."""
+    from worker.stories import story_id
+    from worker.stories.preview import group_run, settings_of
+
+    app = _app(ctx)
+    config = app.config()
+    hits = list(_hits(app, sources))
+    grouped = group_run(config, [item for item, match in hits])
+    by_story: dict[str, list[tuple[Item, Any]]] = {}
+    for item, match in hits:
+        sid = story_id(settings_of(config, match.watchlist), item, grouped.get(item.id))
+        if as_json:
+            sys.stdout.write(json.dumps(_hit_json(item, match, sid), ensure_ascii=False) + "\n")
+        by_story.setdefault(sid, []).append((item, match))
+    if not as_json:
+        _print_stories(by_story)
+        click.echo(f"{len(hits)} hit(s) in {len(by_story)} stories", err=True)
+
+
+def _hit_json(item: Item, match: Any, story: str) -> dict[str, Any]:
+    return {
+        "watchlist": match.watchlist,
+        "rule": match.rule,
+        "item": {"id": item.id, "title": item.title, "link": item.link, "feed": item.feed},
+        "highlights": [h.to_dict() for h in match.highlights],
+        "story": story,
+    }
+
+
+def _print_stories(by_story: dict[str, list[tuple[Item, Any]]]) -> None:
     from worker.message import snippets
     from worker.model import Alert
 
-    app = _app(ctx)
     out = sys.stdout
-    count = 0
-    for item, match in _hits(app, sources):
-        count += 1
-        if as_json:
+    for sid, hits in by_story.items():
+        feeds = {item.feed for item, _ in hits}
+        if len({item.id for item, _ in hits}) > 1:
+            out.write(f"◆ story {sid}: {len(hits)} hits from {len(feeds)} feeds, one alert\n")
+        for item, match in hits:
             out.write(
-                json.dumps(
-                    {
-                        "watchlist": match.watchlist,
-                        "rule": match.rule,
-                        "item": {
-                            "id": item.id,
-                            "title": item.title,
-                            "link": item.link,
-                            "feed": item.feed,
-                        },
-                        "highlights": [h.to_dict() for h in match.highlights],
-                    },
-                    ensure_ascii=False,
-                )
-                + "\n"
+                f"● {match.watchlist} / {match.rule}: {item.title}\n  {item.link}  ({item.feed})\n"
             )
-            continue
-        out.write(
-            f"● {match.watchlist} / {match.rule}: {item.title}\n  {item.link}  ({item.feed})\n"
-        )
-        alert = Alert(match.watchlist, match.watchlist, match.rule, item, match.highlights)
-        for field, text in snippets(alert, "text"):
-            out.write(f"    {field}: {text}\n")
-    if not as_json:
-        click.echo(f"{count} hit(s)", err=True)
+            alert = Alert(match.watchlist, match.watchlist, match.rule, item, match.highlights)
+            for field, text in snippets(alert, "text"):
+                out.write(f"    {field}: {text}\n")
 
 
 @cli.command()
@@ -272,12 +281,19 @@ def explain(ctx: click.Context, sources: tuple[str, ...], watchlist: str, rule: 
     app = _app(ctx)
     if app.config().watchlist(watchlist) is None:
         raise NewsAlertError(f"unknown watchlist {watchlist!r}")
+    from worker.stories.preview import describe, group_run, settings_of
+
     engine = app.engine()
-    for source in sources:
-        for item in _load_items(app, source):
-            click.echo(f"■ {item.title}  ({item.feed})")
-            for expl in engine.explain(item.texts(), watchlist, rule):
-                click.echo(render_explanation(expl))
+    items = [item for source in sources for item in _load_items(app, source)]
+    hits = [i for i in items if engine.match(i.texts(), watchlists=[watchlist])]
+    grouped = group_run(app.config(), hits)
+    settings = settings_of(app.config(), watchlist)
+    for item in items:
+        click.echo(f"■ {item.title}  ({item.feed})")
+        for expl in engine.explain(item.texts(), watchlist, rule):
+            click.echo(render_explanation(expl))
+        if item.id in grouped:
+            click.echo("  " + describe(settings, item, grouped[item.id]))
 
 
 @cli.command()

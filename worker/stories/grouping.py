@@ -20,7 +20,7 @@ id to a story's first item.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from worker.model import Item
 from worker.stories.features import Features, Similarity, features, idf_from, similarity
@@ -53,12 +53,22 @@ class Assignment:
 
     story: str
     opened: bool
-    earlier: str = ""  # the title of the story's first item, when the item joined it
+    earlier: str = ""  # the first title of the story it joined (or, opening, of the nearest)
     similarity: Similarity | None = None
     shared_terms: tuple[str, ...] = ()
     key: str = ""  # the item's link key
     at: float = 0.0  # when the item was assigned
     opened_at: float = 0.0  # when its story opened
+
+
+def nearest(feat: Features, feed: str, candidates: Iterable[OpenStory]) -> Assignment | None:
+    """Return the most similar open story from another feed, joined or not (for ``explain``)."""
+    scored = [(similarity(feat, s.features), s) for s in candidates if feed not in s.feeds]
+    if not scored:
+        return None
+    sim, story = max(scored, key=lambda p: (p[0].score, -p[1].opened))
+    names = tuple(feat.names[h] for h in sim.shared if h in feat.names)
+    return Assignment(story.id, False, story.title, sim, names, opened_at=story.opened)
 
 
 def best_match(
@@ -124,10 +134,14 @@ class MemoryStories:
             return Assignment(
                 story.id, False, story.title, sim, names, key=key, at=now, opened_at=story.opened
             )
+        near = nearest(feat, item.feed, live)
         self.learn(item)
         story = OpenStory(key, now, feat, item.title, {item.feed})
         self.stories[key] = story
         self.by_key[key] = key
         for h in feat.probe():
             self.postings.setdefault(h, []).append(key)
-        return Assignment(key, True, key=key, at=now, opened_at=now)
+        if near is None:
+            return Assignment(key, True, key=key, at=now, opened_at=now)
+        # Opened: ``earlier``/``similarity`` name the nearest story it did not join.
+        return replace(near, story=key, opened=True, key=key, at=now, opened_at=now)

@@ -224,3 +224,25 @@ def _decide(
         )
     batch.local[key] = OpenStory(key, batch.now, feat, item.title, {item.feed})
     return Assignment(key, True, key=key, at=batch.now, opened_at=batch.now)
+
+
+def top_stories(client: redis.Redis, since: float, limit: int = 10) -> list[dict[str, Any]]:
+    """Return the open stories opened since ``since`` carried by the most feeds, most first."""
+    ranked = client.zrevrange(keys.STORIES_OUTLETS, 0, 4 * limit - 1)
+    if not ranked:
+        return []
+    with client.pipeline(transaction=False) as pipe:
+        for s in ranked:
+            pipe.hmget(keys.story_record(_text(s)), ["o", "t"])
+            pipe.smembers(keys.story_feeds(_text(s)))
+        raw = pipe.execute()
+    rows: list[tuple[float, str, str, list[str]]] = []
+    for i, s in enumerate(ranked):
+        (opened, title), feeds = raw[2 * i], raw[2 * i + 1]
+        if opened is not None and float(opened) >= since:
+            rows.append((float(opened), _text(s), _text(title or b""), sorted(map(_text, feeds))))
+    rows.sort(key=lambda r: (-len(r[3]), -r[0]))
+    return [
+        {"story": story, "title": title, "opened": opened, "outlets": outlets}
+        for opened, story, title, outlets in rows[:limit]
+    ]
