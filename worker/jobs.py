@@ -63,11 +63,14 @@ def _read_items(client: Any, item_ids: list[str]) -> tuple[list[Item], list[str]
     return items, present
 
 
-def _queue_alert(client: Any, config: Config, alert: Alert, story: str, opened: bool) -> int:
+def _queue_alert(
+    client: Any, config: Config, alert: Alert, story: str, opened: bool, grouped: bool
+) -> int:
     """Queue one delivery per destination of the alert's story; return how many were queued."""
     wl = config.watchlist(alert.watchlist)
-    client.sadd(keys.story_feeds(story), alert.item.feed)
-    client.expire(keys.story_feeds(story), keys.STORY_FEEDS_TTL)
+    if not grouped:  # grouped stories record their outlets themselves (worker.stories.store)
+        client.sadd(keys.story_feeds(story), alert.item.feed)
+        client.expire(keys.story_feeds(story), keys.STORY_FEEDS_TTL)
     for rule in alert.rule.split(", "):
         incr(client, "matches", alert.watchlist, rule)
         incr_hourly(client, "matches", alert.watchlist, rule)
@@ -125,7 +128,8 @@ def match_batch(item_ids: list[str], version: str) -> dict[str, int]:
         opened = found is None or found.opened or story != found.story
         alert = replace(alert, item=replace(alert.item, story=story))
         counts["matches"] += 1
-        counts["queued"] += _queue_alert(client, config, alert, story, opened)
+        grouped_here = found is not None and story == found.story
+        counts["queued"] += _queue_alert(client, config, alert, story, opened, grouped_here)
     # Matched: the bodies (article text included) are no longer needed; what an alert
     # shows travels in its delivery payload. A re-run of this job finds them gone.
     if present:

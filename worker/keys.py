@@ -209,6 +209,8 @@ STORY_MEMBERS_MAX = 20
 STORY_LOCK_TTL = 30
 #: Document frequencies are counted in daily buckets; this many hashed term slots a day.
 STORY_DF_SLOTS = 1 << 16
+#: How long a day's term counts are kept (today's and yesterday's are read).
+STORY_DF_TTL = 2 * 86400 + 3600
 
 STORY_LOCK = f"{PREFIX}stories:lock"
 """redis-py Lock held while a batch of items is assigned to stories (one story per event)."""

@@ -35,9 +35,9 @@ from worker.rules.text import words
 #: Words of the lead taken into an item's terms.
 LEAD_WORDS = 60
 #: Most terms kept per item (the heaviest): bounds memory per story and scoring time.
-MAX_TERMS = 24
+MAX_TERMS = 32
 #: Terms of an item looked up in the index of open stories (its rarest).
-PROBE_TERMS = 8
+PROBE_TERMS = 6
 
 #: Document frequency → weight; ``None`` df means "never seen".
 Idf = Callable[[str], float]
@@ -85,9 +85,9 @@ class Features:
         return sorted(self.full, key=lambda h: (-self.full[h], h))[:PROBE_TERMS]
 
     def pack(self) -> bytes:
-        """Return the compact form kept in Redis: (hash, weight×16, in title) per term."""
+        """Return the compact form kept in Redis: 6 bytes a term (hash, weight, in headline)."""
         return b"".join(
-            struct.pack(">IHB", h, min(65535, round(w * 16)), h in self.title)
+            struct.pack(">IBB", h, min(255, round(w * 16)), h in self.title)
             for h, w in self.full.items()
         )
 
@@ -95,7 +95,7 @@ class Features:
     def unpack(cls, data: bytes) -> Features:
         full: dict[int, float] = {}
         title: dict[int, float] = {}
-        for h, w, in_title in struct.iter_unpack(">IHB", data):
+        for h, w, in_title in struct.iter_unpack(">IBB", data):
             full[h] = w / 16
             if in_title:
                 title[h] = w / 16

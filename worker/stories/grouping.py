@@ -29,6 +29,19 @@ from worker.stories.features import Features, Similarity, features, idf_from, si
 THRESHOLD = 0.5
 #: Least number of shared terms for an item to join a story.
 MIN_SHARED = 2
+#: Most open stories an item is compared with: those sharing most of its rarest terms.
+SHORTLIST = 10
+#: Most stories read per probe term (the most recently opened).
+PER_TERM = 20
+
+
+def shortlist(postings: Iterable[Iterable[str]]) -> list[str]:
+    """Return the stories found under most of an item's probe terms (at most ``SHORTLIST``)."""
+    counts: dict[str, int] = {}
+    for ids in postings:
+        for s in ids:
+            counts[s] = counts.get(s, 0) + 1
+    return sorted(counts, key=lambda s: (-counts[s], s))[:SHORTLIST]
 
 
 def link_key(item: Item) -> str:
@@ -123,8 +136,15 @@ class MemoryStories:
             story.feeds.add(item.feed)
             return Assignment(known, False, story.title, key=key, at=now, opened_at=story.opened)
         feat = features(item, idf_from(self.df, self.docs))
-        ids = {s for h in feat.probe() for s in self.postings.get(h, ())}
-        live = [self.stories[s] for s in sorted(ids) if now - self.stories[s].opened <= self.window]
+        ids = shortlist(
+            [
+                s
+                for s in self.postings.get(h, [])[-PER_TERM:]
+                if now - self.stories[s].opened <= self.window
+            ]
+            for h in feat.probe()
+        )
+        live = [self.stories[s] for s in ids]
         found = best_match(feat, item.feed, live)
         if found is not None:
             story, sim = found

@@ -21,8 +21,10 @@ hashes of at most ``keys.STORY_DF_SLOTS`` slots.
 from __future__ import annotations
 
 import json
+import struct
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import redis
@@ -38,10 +40,56 @@ from worker.stories.features import (
     term_hash,
     terms_of,
 )
-from worker.stories.grouping import Assignment, OpenStory, best_match, link_key
+from worker.stories.grouping import (
+    PER_TERM,
+    Assignment,
+    OpenStory,
+    best_match,
+    link_key,
+    shortlist,
+)
 
-#: Most candidate stories read per probe term (the most recently opened).
-CANDIDATES_PER_TERM = 20
+_HEAD = struct.Struct(">dB")  # opened, number of terms
+
+# Lua keeps each step one command (redis-py spends ~25 µs a command packing and parsing).
+# KEYS: story_of, record, STORIES_OPEN, postings…; ARGV: assignment, record, story,
+# opened, cutoff (older postings are dropped), ttl.
+_OPEN = """
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[6])
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[6])
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3])
+for i = 4, #KEYS do
+  redis.call('ZADD', KEYS[i], ARGV[4], ARGV[3])
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', ARGV[5])
+  redis.call('EXPIRE', KEYS[i], ARGV[6])
+end
+"""
+# KEYS: story_of, members, feeds, STORIES_OUTLETS; ARGV: assignment, member, feed, story,
+# outlets, ttl, members max, feeds ttl.
+_JOIN = """
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[6])
+redis.call('RPUSH', KEYS[2], ARGV[2])
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[7]) - 1)
+redis.call('EXPIRE', KEYS[2], ARGV[6])
+redis.call('SADD', KEYS[3], ARGV[3])
+redis.call('EXPIRE', KEYS[3], ARGV[8])
+redis.call('ZADD', KEYS[4], ARGV[5], ARGV[4])
+"""
+# KEYS: records…, then the feeds sets in the same order: each record and its feeds.
+_LOAD = """
+local n = #KEYS / 2
+local out = {}
+for i = 1, n do
+  out[i] = {redis.call('GET', KEYS[i]) or false, redis.call('SMEMBERS', KEYS[n + i])}
+end
+return out
+"""
+# KEYS[1]: the day's term counts; ARGV: stories, ttl, then a term slot per story that had it.
+_COUNT = """
+for i = 3, #ARGV do redis.call('HINCRBY', KEYS[1], ARGV[i], 1) end
+redis.call('HINCRBY', KEYS[1], 'n', tonumber(ARGV[1]))
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+"""
 
 
 def _text(value: bytes | str) -> str:
@@ -58,6 +106,8 @@ class _Batch:
     def __init__(self, client: redis.Redis, window: float, now: float) -> None:
         self.client, self.window, self.now = client, window, now
         self.local: dict[str, OpenStory] = {}  # stories read or opened by this batch
+        self.opened: dict[int, list[str]] = {}  # term → stories opened by this batch
+        self.by_key: dict[str, Assignment] = {}  # link key → assignment in this batch
 
     def idf_for(self, items: Sequence[Item]) -> Any:
         day = int(self.now // 86400)
@@ -82,10 +132,10 @@ class _Batch:
                         "+inf",
                         self.now - self.window,
                         start=0,
-                        num=CANDIDATES_PER_TERM,
+                        num=PER_TERM,
                     )
             found = iter(pipe.execute())
-        ids_per_item = [sorted({_text(s) for _ in terms for s in next(found)}) for terms in probes]
+        ids_per_item = [shortlist([map(_text, next(found)) for _ in terms]) for terms in probes]
         self.load({s for ids in ids_per_item for s in ids} - set(self.local))
         return [[self.local[s] for s in ids if s in self.local] for ids in ids_per_item]
 
@@ -93,56 +143,59 @@ class _Batch:
         ids = sorted(ids)
         if not ids:
             return
-        with self.client.pipeline(transaction=False) as pipe:
-            for s in ids:
-                pipe.hmget(keys.story_record(s), ["f", "o", "t"])
-                pipe.smembers(keys.story_feeds(s))
-            raw = pipe.execute()
-        for i, s in enumerate(ids):
-            (packed, opened, title), feeds = raw[2 * i], raw[2 * i + 1]
-            if packed is None or self.now - float(opened) > self.window:
+        args = [keys.story_record(s) for s in ids] + [keys.story_feeds(s) for s in ids]
+        for s, (record, feeds) in zip(ids, self.client.eval(_LOAD, len(args), *args), strict=True):
+            if not record:
                 continue  # closed
-            self.local[s] = OpenStory(
-                s,
-                float(opened),
-                Features.unpack(packed),
-                _text(title or b""),
-                {_text(f) for f in feeds},
-            )
+            story = unpack_record(s, record)
+            if self.now - story.opened <= self.window:
+                story.feeds |= {_text(f) for f in feeds}
+                self.local[s] = story
 
-    def write(self, pipe: Any, item: Item, a: Assignment, feat: Features | None) -> None:
+    def write(self, pipe: Any, item: Item, a: Assignment) -> None:
         """Queue the writes that record an assignment (run in the caller's MULTI)."""
         ttl = int(self.window) + 60
-        key = link_key(item)
         story = self.local[a.story]
-        pipe.set(keys.story_of(key), f"{a.story} {story.opened!r} {self.now!r}", ex=ttl)
-        if a.opened and feat is not None:
-            pipe.hset(
-                keys.story_record(a.story),
-                mapping={"f": feat.pack(), "o": repr(story.opened), "t": item.title[:120]},
-            )
-            pipe.expire(keys.story_record(a.story), ttl)
-            for h in feat.probe():
-                pipe.zadd(keys.story_postings(h), {a.story: story.opened})
-                pipe.zremrangebyscore(keys.story_postings(h), "-inf", self.now - self.window)
-                pipe.expire(keys.story_postings(h), ttl)
-            pipe.zadd(keys.STORIES_OPEN, {a.story: story.opened})
-        member = {"feed": item.feed, "title": item.title[:120], "link": item.link, "at": self.now}
-        pipe.rpush(keys.story_members(a.story), json.dumps(member))
-        pipe.ltrim(keys.story_members(a.story), 0, keys.STORY_MEMBERS_MAX - 1)
-        pipe.expire(keys.story_members(a.story), ttl)
-        pipe.sadd(keys.story_feeds(a.story), item.feed)
-        pipe.expire(keys.story_feeds(a.story), max(ttl, keys.STORY_FEEDS_TTL))
-        pipe.zadd(keys.STORIES_OUTLETS, {a.story: len(story.feeds)})
+        of = (keys.story_of(link_key(item)), f"{a.story} {story.opened!r} {self.now!r}")
+        if a.opened:
+            postings = [keys.story_postings(h) for h in story.features.probe()]
+            pipe.eval(
+                _OPEN, 3 + len(postings), of[0], keys.story_record(a.story), keys.STORIES_OPEN,
+                *postings, of[1], pack_record(story, item.feed), a.story, repr(story.opened),
+                repr(self.now - self.window), ttl,
+            )  # fmt: skip
+            return
+        # A copy: recorded on the story (the opener is in the story's record).
+        member = {"feed": item.feed, "title": item.title[:80], "link": item.link, "at": self.now}
+        pipe.eval(
+            _JOIN, 4, of[0], keys.story_members(a.story), keys.story_feeds(a.story),
+            keys.STORIES_OUTLETS, of[1], json.dumps(member), item.feed, a.story, len(story.feeds),
+            ttl, keys.STORY_MEMBERS_MAX, max(ttl, keys.STORY_FEEDS_TTL),
+        )  # fmt: skip
+
+
+def pack_record(story: OpenStory, feed: str) -> bytes:
+    """Return a story's record: opening time, terms, first feed and first title (≤ 80 chars)."""
+    head = _HEAD.pack(story.opened, len(story.features.full))
+    return head + story.features.pack() + f"{feed}\0{story.title[:80]}".encode()
+
+
+def unpack_record(story: str, record: bytes) -> OpenStory:
+    """Return the open story a record describes (its feeds: the first one only)."""
+    opened, n = _HEAD.unpack_from(record)
+    end = _HEAD.size + 6 * n
+    feed, _, title = record[end:].decode(errors="replace").partition("\0")
+    return OpenStory(story, opened, Features.unpack(record[_HEAD.size : end]), title, {feed})
 
 
 def _count_terms(pipe: Any, items: Sequence[Item], now: float) -> None:
-    key = keys.story_df(int(now // 86400))
+    slots: list[int] = []
     for item in items:
-        for t in set(terms_of(item.title)) | set(terms_of(lead_of(item), LEAD_WORDS)):
-            pipe.hincrby(key, str(_slot(t)), 1)
-        pipe.hincrby(key, "n", 1)
-    pipe.expire(key, 2 * 86400 + 3600)
+        terms = set(terms_of(item.title)) | set(terms_of(lead_of(item), LEAD_WORDS))
+        slots += sorted({_slot(t) for t in terms})
+    if items:
+        day = keys.story_df(int(now // 86400))
+        pipe.eval(_COUNT, 1, day, len(items), keys.STORY_DF_TTL, *slots)
 
 
 def _close_oldest(pipe: Any, client: redis.Redis, window: float, now: float, adding: int) -> None:
@@ -193,9 +246,9 @@ def assign(
         cands = batch.candidates([f.probe() for f in feats])
         with client.pipeline() as pipe:
             for item, feat, found in zip(fresh, feats, cands, strict=True):
-                a = _decide(batch, item, feat, found, out)
+                a = _decide(batch, item, feat, found)
                 out[item.id] = a
-                batch.write(pipe, item, a, feat if a.opened else None)
+                batch.write(pipe, item, a)
             # A burst of copies must not make the story's own words look common.
             _count_terms(pipe, [i for i in fresh if out[i.id].opened], now)
             _close_oldest(pipe, client, window, now, sum(out[i.id].opened for i in fresh))
@@ -203,46 +256,49 @@ def assign(
     return out
 
 
-def _decide(
-    batch: _Batch, item: Item, feat: Features, found: list[OpenStory], done: dict[str, Assignment]
-) -> Assignment:
+def _decide(batch: _Batch, item: Item, feat: Features, found: list[OpenStory]) -> Assignment:
     key = link_key(item)
-    same_link = next((a for a in done.values() if a.key == key), None)
+    same_link = batch.by_key.get(key)
     if same_link is not None:  # a copy under the same link earlier in this batch
         batch.local[same_link.story].feeds.add(item.feed)
-        return Assignment(
-            same_link.story, False, key=key, at=batch.now, opened_at=same_link.opened_at
-        )
-    opened_here = [s for s in batch.local.values() if s.opened == batch.now and s not in found]
-    match = best_match(feat, item.feed, [*found, *opened_here])
+        return replace(same_link, opened=False, similarity=None, shared_terms=())
+    fresh = {s for h in feat.probe() for s in batch.opened.get(h, ())}
+    match = best_match(feat, item.feed, [*found, *(batch.local[s] for s in sorted(fresh))])
     if match is not None:
         story, sim = match
         story.feeds.add(item.feed)
         names = tuple(feat.names[h] for h in sim.shared if h in feat.names)
-        return Assignment(
+        a = Assignment(
             story.id, False, story.title, sim, names, key=key, at=batch.now, opened_at=story.opened
         )
-    batch.local[key] = OpenStory(key, batch.now, feat, item.title, {item.feed})
-    return Assignment(key, True, key=key, at=batch.now, opened_at=batch.now)
+    else:
+        batch.local[key] = OpenStory(key, batch.now, feat, item.title, {item.feed})
+        for h in feat.probe():
+            batch.opened.setdefault(h, []).append(key)
+        a = Assignment(key, True, key=key, at=batch.now, opened_at=batch.now)
+    batch.by_key[key] = a
+    return a
 
 
 def top_stories(client: redis.Redis, since: float, limit: int = 10) -> list[dict[str, Any]]:
     """Return the open stories opened since ``since`` carried by the most feeds, most first."""
-    ranked = client.zrevrange(keys.STORIES_OUTLETS, 0, 4 * limit - 1)
+    ranked = [_text(s) for s in client.zrevrange(keys.STORIES_OUTLETS, 0, 4 * limit - 1)]
     if not ranked:
         return []
     with client.pipeline(transaction=False) as pipe:
         for s in ranked:
-            pipe.hmget(keys.story_record(_text(s)), ["o", "t"])
-            pipe.smembers(keys.story_feeds(_text(s)))
+            pipe.get(keys.story_record(s))
+            pipe.smembers(keys.story_feeds(s))
         raw = pipe.execute()
-    rows: list[tuple[float, str, str, list[str]]] = []
+    rows = []
     for i, s in enumerate(ranked):
-        (opened, title), feeds = raw[2 * i], raw[2 * i + 1]
-        if opened is not None and float(opened) >= since:
-            rows.append((float(opened), _text(s), _text(title or b""), sorted(map(_text, feeds))))
-    rows.sort(key=lambda r: (-len(r[3]), -r[0]))
+        record, feeds = raw[2 * i], raw[2 * i + 1]
+        if record is not None:
+            story = unpack_record(s, record)
+            story.feeds |= {_text(f) for f in feeds}
+            rows.append(story)
+    rows = sorted((r for r in rows if r.opened >= since), key=lambda r: (-len(r.feeds), -r.opened))
     return [
-        {"story": story, "title": title, "opened": opened, "outlets": outlets}
-        for opened, story, title, outlets in rows[:limit]
+        {"story": r.id, "title": r.title, "opened": r.opened, "outlets": sorted(r.feeds)}
+        for r in rows[:limit]
     ]
