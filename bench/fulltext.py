@@ -11,7 +11,7 @@ words of its own ("zzboiler…"), so leaking it into the text is measurable.
 
 Measured:
 
-- **extraction**: pages/s and CPU ms per page of ``worker.article.extract_text``
+- **extraction**: pages/s and CPU ms per page of ``worker.poll.fulltext.extract_text``
   (trafilatura), against the naive baseline of stripping the whole page with
   the rule engine's ``html_to_text``, with the share of boilerplate words and
   of story words each keeps;
@@ -44,13 +44,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from worker.article import Articles, extract_text
 from worker.config import Config, Feed
-from worker.fetch import Fetcher
+from worker.core.pools import IdlePool
+from worker.core.store import EmbeddedRedis, connect
 from worker.model import Item
-from worker.pools import IdlePool
+from worker.poll.fetch import Fetcher
+from worker.poll.fulltext import Articles, extract_text
 from worker.rules import html_to_text
-from worker.store import EmbeddedRedis, connect
 
 WORDS = [
     "the",

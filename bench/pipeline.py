@@ -38,8 +38,8 @@ sys.path[:0] = [str(HERE.parent / "tests"), str(HERE.parent)]
 import redis
 from faults import FeedServer, Receiver, descendants, wait_for
 
-from worker.pools import IDLE_CLOSE
-from worker.store import EmbeddedRedis
+from worker.core.pools import IDLE_CLOSE
+from worker.core.store import EmbeddedRedis
 
 WATCHLISTS = 50
 HIT_RATE = 0.02

@@ -139,10 +139,11 @@ def poll(n: int, redis_url: str, base: str) -> None:
     """Poll n feeds once in this process and print what it cost (the measured child)."""
     started = time.perf_counter()
     from worker.config import Config, Feed
-    from worker.fetch import FetchLimits
-    from worker.parsing import ParsePool
-    from worker.poller import Poller
-    from worker.store import connect
+    from worker.core.store import connect
+    from worker.poll.fetch import FetchLimits
+    from worker.poll.parse_pool import ParsePool
+    from worker.poll.poller import Poller
+    from worker.service.queue import enqueue_match
 
     class MeasuredPool(ParsePool):
         cpu = 0.0
@@ -162,7 +163,12 @@ def poll(n: int, redis_url: str, base: str) -> None:
         destinations={},
         allow_private_networks=True,
     )
-    poller = Poller(connect(redis_url), conf, limits=FetchLimits(concurrency=100, per_host=100))
+    poller = Poller(
+        connect(redis_url),
+        conf,
+        enqueue=enqueue_match,
+        limits=FetchLimits(concurrency=100, per_host=100),
+    )
     poller.pool = MeasuredPool()
     cpu0 = time.process_time()
     t0 = time.perf_counter()
@@ -236,7 +242,7 @@ def baseline(base: str, n: int) -> dict:
 
 def redis_memory(client, n: int) -> dict:
     """Return bytes per remembered item: our packed seen-sets and the sorted-set alternative."""
-    from worker import keys
+    from worker.core import keys
 
     packed = sum(client.memory_usage(keys.seen_packed(f"bench-{i}")) or 0 for i in range(n))
     # The alternative: a sorted set of 8-byte ids per feed, scored by an integer time.
@@ -334,7 +340,7 @@ def main() -> None:
         return serve(args.serve)
     if args.poll:
         return poll(args.poll, args.redis, args.base)
-    from worker.store import EmbeddedRedis, connect
+    from worker.core.store import EmbeddedRedis, connect
 
     with tempfile.TemporaryDirectory() as tmp:
         port_file = Path(tmp) / "port"

@@ -28,16 +28,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from worker import keys  # noqa: E402
-from worker.model import Item  # noqa: E402
-from worker.stories.grouping import MemoryStories  # noqa: E402
-from worker.stories.store import assign  # noqa: E402
+from worker.core import keys
+from worker.model import Item
+from worker.stories.grouping import MemoryStories
+from worker.stories.store import assign
 
-COMMON = (
-    "says report new after over talks police government minister president city state "
-    "year first people killed attack deal plan court election power week officials country "
-    "border military workers storm fire crash vote market shares prices leader home back"
-).split()
+COMMON = ["says", "report", "new", "after", "over", "talks", "police", "government", "minister", "president", "city", "state", "year", "first", "people", "killed", "attack", "deal", "plan", "court", "election", "power", "week", "officials", "country", "border", "military", "workers", "storm", "fire", "crash", "vote", "market", "shares", "prices", "leader", "home", "back"]
 FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "stories" / "clusters.jsonl"
 
 
@@ -56,7 +52,7 @@ class Stories:
     def story(self, n: int) -> dict[str, list[str]]:
         r = random.Random(n)
         return {
-            "names": r.sample(self.names, 4) + [str(r.randint(2, 999))],
+            "names": [*r.sample(self.names, 4), str(r.randint(2, 999))],
             "words": r.sample(COMMON, 6),
         }
 
@@ -64,7 +60,7 @@ class Stories:
         s = self.story(n)
         r = random.Random(n * 1000 + copy)
         names, words = s["names"], s["words"]
-        head = r.sample(names[:3], 2) + [names[4]] + r.sample(words, 3)
+        head = [*r.sample(names[:3], 2), names[4], *r.sample(words, 3)]
         r.shuffle(head)
         lead = " ".join(names + words + r.sample(COMMON, 10)) if copy % 2 == 0 else ""
         link = f"https://{feed}.example.com/{n}/{copy}"
@@ -154,7 +150,7 @@ def main() -> None:
     ap.add_argument("--open", type=int, default=50_000)
     ap.add_argument("--items", type=int, default=2_000)
     args = ap.parse_args()
-    from worker.store import EmbeddedRedis, connect
+    from worker.core.store import EmbeddedRedis, connect
 
     print(json.dumps(bench_labelled()), flush=True)
     with tempfile.TemporaryDirectory() as tmp:

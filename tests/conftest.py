@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import redis
 
-from worker.store import EmbeddedRedis, connect
+from worker.core.store import EmbeddedRedis, connect
 
 
 @pytest.fixture(scope="session")

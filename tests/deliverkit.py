@@ -8,11 +8,11 @@ from typing import Any
 import redis
 from configs import NK_WATCHLIST, feeds_yaml, write_config
 
-import worker.app
-from worker import keys
-from worker.app import App, install
+import worker.service.app
+from worker.core import keys
 from worker.model import Alert, Highlight, Item
-from worker.runner import drain
+from worker.service.app import App, install
+from worker.service.roles import drain
 
 WATCHLIST = "nk"
 
@@ -43,7 +43,7 @@ def make_app(
 
 
 def uninstall() -> None:
-    worker.app._current = None
+    worker.service.app._current = None
 
 
 def alert(n: int, title: str | None = None) -> Alert:

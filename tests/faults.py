@@ -27,7 +27,7 @@ __all__ = ["STORY", "FeedServer", "Receipt", "Receiver", "story_items"]  # re-ex
 
 import contextlib
 
-from worker.store import DURABLE_REDIS_ARGS, redis_server_binary
+from worker.core.store import DURABLE_REDIS_ARGS, redis_server_binary
 
 WATCHLIST = "notify: [hook]\nrules:\n  - id: kursk\n    all: [Kursk]\n"
 

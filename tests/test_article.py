@@ -22,18 +22,18 @@ import pytest
 from conftest import Route
 from shared import shared_dir
 
-from worker import keys
-from worker.article import (
+from worker.config import Config, Feed, load_config
+from worker.core import keys
+from worker.deliver.render import excerpt_article
+from worker.errors import ConfigError
+from worker.model import Item
+from worker.poll.fetch import Fetcher, FetchLimits
+from worker.poll.fulltext import (
     Articles,
     backed_off_hosts,
     extract_text,
     wants_article,
 )
-from worker.config import Config, Feed, load_config
-from worker.errors import ConfigError
-from worker.fetch import Fetcher, FetchLimits
-from worker.message import excerpt_article
-from worker.model import Item
 
 ARTICLES = Path(__file__).parent / "fixtures" / "articles"
 OWN = "pyongyang-soldier-full.txt"
@@ -419,7 +419,7 @@ def test_bad_fulltext_settings_are_reported_with_their_line(tmp_path: Path, bad:
 
 
 def test_an_alert_keeps_only_the_article_text_around_its_highlights() -> None:
-    from worker.message import render
+    from worker.deliver.render import render
     from worker.model import Alert, Highlight
 
     text = extract_text(article_page(article_text("own")), "https://news.example.com/a")
@@ -455,7 +455,7 @@ def test_an_alert_keeps_only_the_article_text_around_its_highlights() -> None:
     ],
 )
 def test_only_teaser_lines_are_trimmed_from_the_end(last: str, kept: bool) -> None:
-    from worker.article import _trim
+    from worker.poll.fulltext import _trim
 
     assert _trim(f"Story paragraph.\n-\n{last}") == (
         "Story paragraph.\n" + last if kept else "Story paragraph."

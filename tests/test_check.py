@@ -157,7 +157,7 @@ def test_secret_value_never_printed(tmp_path):
 
 def test_fetch_limits_are_read_from_feeds_yaml(tmp_path):
     from worker.config import load_config
-    from worker.fetch import FetchLimits
+    from worker.poll.fetch import FetchLimits
 
     feeds = "fetch:\n  total_timeout: 1m\n  max_bytes: 2MiB\n  per_host: 2\n" + FEEDS
     config = load_config(make(tmp_path, feeds=feeds))

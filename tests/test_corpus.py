@@ -9,7 +9,7 @@ import pytest
 from shared import shared_dir
 
 from worker.errors import FeedError
-from worker.feeds import parse_feed, prescan_item_ids
+from worker.poll.parse import parse_feed, prescan_item_ids
 
 CORPUS_FILES = sorted(
     p.name

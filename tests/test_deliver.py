@@ -9,12 +9,12 @@ import threading
 import pytest
 from deliverkit import dead_letters, make_app, payload, run_jobs, sent, uninstall
 
-from worker import deliver as deliver_mod
-from worker import keys
-from worker.jobs import deliver
-from worker.queue import enqueue_delivery
-from worker.replay import replay_dead_letters
-from worker.stats import collect
+from worker.core import keys
+from worker.deliver import send as deliver_mod
+from worker.service.jobs import deliver
+from worker.service.queue import enqueue_delivery
+from worker.service.replay import replay_dead_letters
+from worker.service.stats import collect
 
 
 @pytest.fixture(autouse=True)
@@ -253,12 +253,29 @@ def test_removing_a_watchlist_cancels_its_waiting_alerts(
         app._config = load_config(tmp_path / "config")
         with caplog.at_level(logging.INFO, logger="newsalert"):
             if extra:
-                from worker.outbox import flush
+                from worker.deliver.outbox import flush
+                from worker.service.queue import enqueue_flush
 
-                flush(redis_client, app.config(), "hook")
+                flush(redis_client, app.config(), "hook", enqueue_flush=enqueue_flush)
             else:
                 assert run_jobs(app, wait=5) == 0
     finally:
         uninstall()
     assert len(receiver.received) == (1 if extra else 0)
     assert "watchlist nk was removed: alert cancelled" in caplog.text
+
+
+def test_a_job_queued_under_the_old_module_path_still_runs(
+    tmp_path, receiver, redis_client, redis_url
+):
+    """RQ stores ``worker.jobs.deliver`` in jobs queued before the stage packages."""
+    from worker.service.queue import JOB_TIMEOUT, queue
+
+    app = make_app(tmp_path, redis_url, notify="[hook]", destinations=hook(receiver))
+    p = payload(1, "hook")
+    queue(redis_client, keys.DELIVER_QUEUE).enqueue(
+        "worker.jobs.deliver", p, job_id=f"deliver-{p['delivery']}", job_timeout=JOB_TIMEOUT
+    )
+    assert run_jobs(app, wait=10) == 0
+    assert sent(redis_client, p)
+    assert len(receiver.received) == 1

@@ -11,7 +11,7 @@ import pytest
 from configs import NK_WATCHLIST, feeds_yaml, write_config
 from feedgen import UNRELATED, rss
 
-from worker import keys
+from worker.core import keys
 
 
 def newsalert(

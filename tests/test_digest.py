@@ -9,13 +9,14 @@ import pytest
 from configs import NK_WATCHLIST, feeds_yaml, write_config
 from deliverkit import make_app, payload, run_jobs, sent, texts, uninstall
 
-from worker import keys, outbox
 from worker.config import load_config
-from worker.deliver import claim_many
+from worker.config.schedule import parse_digest, parse_quiet_hours
+from worker.core import keys
+from worker.deliver import outbox
+from worker.deliver.send import claim_many
 from worker.errors import ConfigError
-from worker.jobs import deliver
-from worker.queue import enqueue_delivery
-from worker.schedule import parse_digest, parse_quiet_hours
+from worker.service.jobs import deliver
+from worker.service.queue import enqueue_delivery, enqueue_flush
 
 KYIV = ZoneInfo("Europe/Kyiv")
 
@@ -136,13 +137,17 @@ def test_alert_sent_alone_never_reappears_in_a_digest_and_vice_versa(
     clock = Clock(utc(2026, 1, 15, 12, 0))
     ps = [payload(n, "hook") for n in range(6)]
     outbox.add(redis_client, "hook", ps[0], clock.now)
-    assert outbox.flush(redis_client, app.config(), "hook", clock) == 1  # alone: no digest yet
+    assert (
+        outbox.flush(redis_client, app.config(), "hook", clock, enqueue_flush=enqueue_flush) == 1
+    )  # alone: no digest yet
     outbox.add(redis_client, "hook", ps[0], clock.now)  # the same alert, queued again
     for p in ps[1:]:
         outbox.add(redis_client, "hook", p, clock.now)
-    assert outbox.flush(redis_client, app.config(), "hook", clock) == 0  # no token left
+    assert (
+        outbox.flush(redis_client, app.config(), "hook", clock, enqueue_flush=enqueue_flush) == 0
+    )  # no token left
     clock.now += 60
-    assert outbox.flush(redis_client, app.config(), "hook", clock) == 1
+    assert outbox.flush(redis_client, app.config(), "hook", clock, enqueue_flush=enqueue_flush) == 1
     alone, digest = texts(receiver)
     assert "soldier 0 captured" in alone and "digest" not in alone.split("\n")[0]
     assert "soldier 0 captured" not in digest
@@ -150,7 +155,7 @@ def test_alert_sent_alone_never_reappears_in_a_digest_and_vice_versa(
     # Delivered in the digest counts as delivered: the job for one of them sends nothing.
     assert deliver(ps[3]) == "duplicate"
     clock.now += 60
-    assert outbox.flush(redis_client, app.config(), "hook", clock) == 0
+    assert outbox.flush(redis_client, app.config(), "hook", clock, enqueue_flush=enqueue_flush) == 0
     assert len(receiver.received) == 2
 
 
@@ -160,10 +165,10 @@ def test_alert_claimed_by_a_dead_flusher_comes_back(tmp_path, receiver, redis_cl
     outbox.add(redis_client, "hook", p, 0.0)
     claim_many(redis_client, [p["delivery"]])  # a flusher claimed it, then died before sending
     assert 0 < redis_client.ttl(keys.ledger(p["delivery"])) <= keys.CLAIM_TTL
-    assert outbox.flush(redis_client, app.config(), "hook") == 0
+    assert outbox.flush(redis_client, app.config(), "hook", enqueue_flush=enqueue_flush) == 0
     assert redis_client.zcard(keys.outbox("hook")) == 1, "still waiting, not lost"
     redis_client.delete(keys.ledger(p["delivery"]))  # what the claim's expiry does
-    assert outbox.flush(redis_client, app.config(), "hook") == 1
+    assert outbox.flush(redis_client, app.config(), "hook", enqueue_flush=enqueue_flush) == 1
     assert len(receiver.received) == 1 and sent(redis_client, p)
 
 
@@ -184,7 +189,7 @@ def test_quiet_hours_hold_alerts_and_release_one_digest_at_the_end(
 
     def arrive(n: int, urgent: bool = False) -> None:
         outbox.add(redis_client, "hook", payload(n, "hook", urgent=urgent), clock.now)
-        outbox.flush(redis_client, config, "hook", clock)
+        outbox.flush(redis_client, config, "hook", clock, enqueue_flush=enqueue_flush)
 
     arrive(0)
     assert len(receiver.received) == 1, "before the window: sent at once"
@@ -199,16 +204,16 @@ def test_quiet_hours_hold_alerts_and_release_one_digest_at_the_end(
     )
     assert redis_client.zscore(keys.FLUSH_DUE, "hook") == kyiv(2026, 1, 16, 7, 0)
     clock.now = kyiv(2026, 1, 16, 6, 59)
-    assert outbox.flush_due(redis_client, config, clock) == 0
+    assert outbox.flush_due(redis_client, config, clock, enqueue_flush=enqueue_flush) == 0
     clock.now = kyiv(2026, 1, 16, 7, 0)
-    assert outbox.flush_due(redis_client, config, clock) == 1
+    assert outbox.flush_due(redis_client, config, clock, enqueue_flush=enqueue_flush) == 1
     assert len(receiver.received) == 3
     digest = texts(receiver)[2]
     assert "quiet hours" in digest.split("\n")[0]
     assert all(f"soldier {n} captured" in digest for n in (1, 2, 3))
     assert "soldier 0 " not in digest and "soldier 4 " not in digest
     clock.now += 3600
-    assert outbox.flush_due(redis_client, config, clock) == 0
+    assert outbox.flush_due(redis_client, config, clock, enqueue_flush=enqueue_flush) == 0
     assert redis_client.zcard(keys.outbox("hook")) == 0
 
 
@@ -218,12 +223,12 @@ def test_hourly_digest_goes_out_at_the_top_of_the_hour(tmp_path, receiver, redis
     for n, minute in [(1, 5), (2, 40)]:
         clock.now = utc(2026, 1, 15, 10, minute)
         outbox.add(redis_client, "hook", payload(n, "hook"), clock.now)
-        outbox.flush(redis_client, app.config(), "hook", clock)
+        outbox.flush(redis_client, app.config(), "hook", clock, enqueue_flush=enqueue_flush)
     clock.now = utc(2026, 1, 15, 10, 59, 59)
-    assert outbox.flush_due(redis_client, app.config(), clock) == 0
+    assert outbox.flush_due(redis_client, app.config(), clock, enqueue_flush=enqueue_flush) == 0
     assert receiver.received == []
     clock.now = utc(2026, 1, 15, 11, 0, 0)
-    assert outbox.flush_due(redis_client, app.config(), clock) == 1
+    assert outbox.flush_due(redis_client, app.config(), clock, enqueue_flush=enqueue_flush) == 1
     (digest,) = texts(receiver)
     assert "hourly digest" in digest.split("\n")[0]
     assert "soldier 1 captured" in digest and "soldier 2 captured" in digest
@@ -242,7 +247,7 @@ def test_digest_that_fails_for_good_makes_dead_letters_and_one_notice(
         outbox.add(redis_client, "hook", p, 0.0)
     receiver.fail_next = [500, 500, 500]  # NEWSALERT_RETRY_INTERVALS=0,0: three attempts
     for _ in range(3):
-        assert outbox.flush(redis_client, app.config(), "hook") == 0
+        assert outbox.flush(redis_client, app.config(), "hook", enqueue_flush=enqueue_flush) == 0
     assert redis_client.llen(keys.DEAD_LETTERS) == 3
     assert redis_client.zcard(keys.outbox("hook")) == 0
     notices = [r for r in receiver.received if r["path"] == "/ops"]

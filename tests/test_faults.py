@@ -19,9 +19,9 @@ import redis
 from faults import Rig, alive, story_items, tally, wait_for
 from rq import Worker
 
-from worker import keys
-from worker.queue import HEARTBEAT_TTL, queue
-from worker.store import EmbeddedRedis
+from worker.core import keys
+from worker.core.store import EmbeddedRedis
+from worker.service.queue import HEARTBEAT_TTL, queue
 
 #: The promise: a job abandoned by a killed worker runs again within this long.
 PICKUP_LIMIT = 60.0

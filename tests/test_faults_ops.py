@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from faults import Rig, story_items, tally, wait_for
 
-from worker import keys
+from worker.core import keys
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from worker import feeds
 from worker.errors import FeedError
-from worker.feeds import ParsedFeed, parse_feed, prescan_ids, prescan_item_ids
-from worker.identity import item_id, story_key
+from worker.poll import parse as feeds
+from worker.poll.identity import item_id, story_key
+from worker.poll.parse import ParsedFeed, parse_feed, prescan_ids, prescan_item_ids
 
 FIXTURES = Path(__file__).parent / "fixtures" / "feeds"
 URL = "https://fixtures.example.com/feed.xml"

@@ -18,7 +18,7 @@ import brotli
 import pytest
 
 from worker.errors import FeedError
-from worker.fetch import (
+from worker.poll.fetch import (
     Fetcher,
     FetchHTTPError,
     FetchLimits,

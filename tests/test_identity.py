@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from worker.identity import canonical_url, item_id, story_key
+from worker.poll.identity import canonical_url, item_id, story_key
 
 
 @pytest.mark.parametrize(

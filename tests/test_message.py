@@ -1,4 +1,4 @@
-"""Tests for worker.message (rendering, escaping) and worker.redact (secret masking)."""
+"""Tests for worker.deliver.render (rendering, escaping) and worker.core.redact (secret masking)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from dataclasses import replace
 
 import pytest
 
-from worker.message import (
+from worker.core.redact import redact_text, redact_url
+from worker.deliver.render import (
     FORMATS,
     TEMPLATE_FIELDS,
     check_template,
@@ -18,7 +19,6 @@ from worker.message import (
     safe_link,
 )
 from worker.model import Alert, Highlight, Item
-from worker.redact import redact_text, redact_url
 
 TITLE = "North Korean soldier taken prisoner by Ukrainian army, Seoul says"
 SUMMARY = (

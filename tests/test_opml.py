@@ -13,12 +13,12 @@ import pytest
 from feedgen import rss
 from loopfeeds import Answer, FeedServer
 
-from worker import keys
 from worker.config import load_config
+from worker.core import keys
 from worker.errors import ConfigError
-from worker.opml import import_opml, read_opml, slugify
-from worker.poller import Poller
-from worker.queue import depths
+from worker.poll.opml import import_opml, read_opml, slugify
+from worker.poll.poller import Poller
+from worker.service.queue import depths, enqueue_match
 
 FEEDS_YAML = """\
 # Feeds we watch. Keep this comment.
@@ -155,7 +155,7 @@ def test_200_imported_feeds_flood_nobody(tmp_path, redis_client):
         config = load_config(root)
         local = tuple(f for f in config.feeds if f.url.startswith("http://127.0.0.1"))
         assert len(local) == 201
-        poller = Poller(redis_client, config)
+        poller = Poller(redis_client, config, enqueue=enqueue_match)
         outs = asyncio.run(poller.poll_all(local))
         assert len(outs) == 201 and not [o for o in outs if o.error]
         assert sum(o.marked_seen for o in outs) == 200 * 15 + 12

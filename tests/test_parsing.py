@@ -12,7 +12,7 @@ from faults import alive
 from feedgen import rss
 
 from worker.errors import FeedError
-from worker.parsing import POOL_MIN_FEEDS, ParsePool, pool_size
+from worker.poll.parse_pool import POOL_MIN_FEEDS, ParsePool, pool_size
 
 BODY = rss([{"title": f"Story {i}", "link": f"https://n.example.com/{i}"} for i in range(5)])
 

@@ -21,9 +21,10 @@ import pytest
 from feedgen import rss
 from loopfeeds import Answer, FeedServer, local_feed
 
-from worker import keys
 from worker.config import Config, Feed
-from worker.poller import MIN_INTERVAL, Poller
+from worker.core import keys
+from worker.poll.poller import MIN_INTERVAL, Poller
+from worker.service.queue import enqueue_match
 
 
 @pytest.fixture
@@ -66,7 +67,7 @@ def with_build_date(body: bytes, when: int) -> bytes:
 
 def poll(redis_client, *feeds: Feed, workers: int = 0):
     """Poll the feeds once with a fresh poller; return (outcomes by feed id, poller)."""
-    poller = Poller(redis_client, config(*feeds), parse_workers=workers)
+    poller = Poller(redis_client, config(*feeds), enqueue=enqueue_match, parse_workers=workers)
     outs = asyncio.run(poller.poll_all())
     return {o.feed: o for o in outs}, poller
 
@@ -236,13 +237,13 @@ def test_redirects_and_410_through_the_poller(server, redis_client):
 
 def _run_pollers(redis_url: str, conf: Config, n: int, seconds: float) -> None:
     """Run ``n`` pollers, each in its own thread, event loop and Redis connection."""
-    from worker.store import connect
+    from worker.core.store import connect
 
     def one() -> None:
         async def main() -> None:
             stop = asyncio.Event()
             asyncio.get_running_loop().call_later(seconds, stop.set)
-            await Poller(connect(redis_url), conf, parse_workers=0).run(stop)
+            await Poller(connect(redis_url), conf, enqueue=enqueue_match, parse_workers=0).run(stop)
 
         asyncio.run(main())
 
@@ -270,12 +271,13 @@ def test_two_pollers_never_fetch_a_feed_twice_in_an_interval(server, redis_clien
 CRASHING_POLLER = textwrap.dedent("""
     import asyncio, json, sys
     from worker.config import Config, Feed
-    from worker.poller import Poller
-    from worker.store import connect
+    from worker.poll.poller import Poller
+    from worker.core.store import connect
+    from worker.service.queue import enqueue_match
     url, feed_url = sys.argv[1], sys.argv[2]
     conf = Config(root="", version="t", feeds=(Feed("slow", feed_url, fulltext="never"),), watchlists=(),
                   destinations={}, allow_private_networks=True)
-    asyncio.run(Poller(connect(url), conf, lease_ttl=2, parse_workers=0).poll_all())
+    asyncio.run(Poller(connect(url), conf, enqueue=enqueue_match, lease_ttl=2, parse_workers=0).poll_all())
 """)
 
 
@@ -311,7 +313,7 @@ def test_health_is_recorded(server, redis_client):
     poll(redis_client, ok, bad)
     assert state(redis_client, "bad")["failures"] == "2"
     assert state(redis_client, "bad")["last_reason"] == "parse"
-    from worker.stats import feed_health, render_feeds
+    from worker.service.stats import feed_health, render_feeds
 
     rows = feed_health(redis_client, [ok, bad])
     assert [r["id"] for r in rows] == ["bad", "ok"]  # trouble first

@@ -11,7 +11,7 @@ from concurrent.futures.process import BrokenProcessPool
 import pytest
 from faults import alive
 
-from worker.pools import IdlePool
+from worker.core.pools import IdlePool
 
 
 async def gone(pids: list[int], within: float = 10.0) -> bool:

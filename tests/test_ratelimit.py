@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from worker.ratelimit import take
-from worker.store import connect
+from worker.core.store import connect
+from worker.deliver.ratelimit import take
 
 
 @pytest.mark.parametrize(("rate", "steps"), [

@@ -10,7 +10,7 @@ import time
 import redis
 from configs import NK_WATCHLIST, feeds_yaml, write_config
 
-from worker.store import EmbeddedRedis, redis_server_binary
+from worker.core.store import EmbeddedRedis, redis_server_binary
 
 
 def test_embedded_redis_is_durable_and_reused(tmp_path):

@@ -9,8 +9,8 @@ import pytest
 from deliverkit import dead_letters, make_app, payload, run_jobs, sent, texts, uninstall
 from test_deliver_cli import newsalert
 
-from worker import deliver as deliver_mod
-from worker import metrics
+from worker.core import metrics
+from worker.deliver import send as deliver_mod
 
 
 @pytest.fixture(autouse=True)

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from feedgen import rss
 
-from worker import keys, seen
-from worker.feeds import parse_feed, prescan_item_ids
+from worker.core import keys
+from worker.poll import seen
+from worker.poll.parse import parse_feed, prescan_item_ids
 
 CORPUS = Path(__file__).parent.parent.parent / "shared" / "corpus" / "feeds"
 

@@ -11,11 +11,11 @@ import pytest
 from configs import write_config
 from shared import shared_dir
 
-from worker import keys
 from worker.config import StorySettings, load_config
+from worker.core import keys
+from worker.core.store import connect
 from worker.errors import ConfigError
 from worker.model import Item
-from worker.store import connect
 from worker.stories import MemoryStories, story_id
 from worker.stories.features import features, idf_from, similarity, terms_of
 from worker.stories.grouping import THRESHOLD, Assignment

@@ -23,10 +23,12 @@ from feedgen import rss
 from test_cli import newsalert as dry  # no REDIS_URL, a var dir that must stay empty
 from test_pipeline import http_server_route, newsalert
 
-from worker import keys, outbox
-from worker.app import App, install
-from worker.jobs import match_batch
+from worker.core import keys
+from worker.deliver import outbox
 from worker.model import Item
+from worker.service.app import App, install
+from worker.service.jobs import match_batch
+from worker.service.queue import enqueue_flush
 
 LEAD = (
     "A powerful winter storm swept across Texas on Thursday, knocking out power to more than "
@@ -120,7 +122,7 @@ def _app(tmp_path: Path, redis_url: str, destination: str) -> App:
 
 
 def _store(app: App, n: int, feed: str, wire: dict[str, str]) -> str:
-    from worker.identity import story_key
+    from worker.poll.identity import story_key
 
     item = Item(id=f"item-{n}", feed=feed, title=wire["title"], summary=wire["description"],
                 link=wire["link"], story=story_key(wire["link"], f"item-{n}"))  # fmt: skip
@@ -143,7 +145,7 @@ def test_also_in_names_the_outlet_that_joined_while_the_alert_waited(
     run_jobs(app, wait=10)
     assert redis_client.zcard(keys.outbox("hook")) == 1  # the copy added nothing to send
     later = time.time() + 4 * 3600
-    outbox.flush(redis_client, app.config(), "hook", clock=lambda: later)
+    outbox.flush(redis_client, app.config(), "hook", lambda: later, enqueue_flush=enqueue_flush)
     assert len(receiver.received) == 1, texts(receiver)
     assert "also in: wire-b" in texts(receiver)[0]
     assert WIRE_A["title"] in texts(receiver)[0]
@@ -151,8 +153,9 @@ def test_also_in_names_the_outlet_that_joined_while_the_alert_waited(
 
 _GROUP_THEN_DIE = """
 import os, signal, sys, json
-from worker.app import App, install
-from worker import keys, stories
+from worker.service.app import App, install
+from worker import stories
+from worker.core import keys
 from worker.model import Item
 app = App(sys.argv[1], redis_url=sys.argv[2], var_dir=sys.argv[3])
 install(app)
@@ -173,7 +176,7 @@ def test_kill_9_between_grouping_and_delivery_sends_once_after_restart(
         env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert child.returncode == -signal.SIGKILL, child.stderr
-    from worker.identity import story_key
+    from worker.poll.identity import story_key
 
     assert redis_client.exists(keys.story_of(story_key(WIRE_A["link"], first)))  # it was grouped
     assert redis_client.zcard(keys.STORIES_OPEN) == 1 and receiver.received == []

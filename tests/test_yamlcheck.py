@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.yamlcheck import parse_duration, parse_rate, parse_size
+from worker.config.schema import parse_duration, parse_rate, parse_size
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from worker.yamlfile import YamlSyntaxError, load, new_map, roundtrip_load
+from worker.config.yamlfile import YamlSyntaxError, load, new_map, roundtrip_load
 
 DOC = """\
 # a comment

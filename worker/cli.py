@@ -16,11 +16,11 @@ from typing import Any, TypeVar
 
 import click
 
-from worker import keys
-from worker.app import App, default_config_dir
+from worker.core import keys
+from worker.core.logs import progress, setup_logging
 from worker.errors import ConfigError, FeedError, NewsAlertError, RedisUnavailable
 from worker.model import Item
-from worker.observe import progress, setup_logging
+from worker.service.app import App, default_config_dir
 
 RET_OK = 0
 RET_ERROR = 1  # invalid config, failing examples, failed delivery test
@@ -87,7 +87,7 @@ def cli(ctx: click.Context, config_dir: str, log_level: str) -> None:
 
 def _app(ctx: click.Context) -> App:
     app: App = ctx.obj
-    from worker.observe import redactor
+    from worker.core.logs import redactor
 
     redactor().update(app.config().secrets())
     return app
@@ -111,8 +111,8 @@ def run(
     ctx: click.Context, once: bool, wait: float, workers: int, metrics_port: int | None
 ) -> None:
     """Run everything: poller and workers (the dyno)."""
-    from worker.runner import run_once
-    from worker.supervisor import supervise
+    from worker.service.roles import run_once
+    from worker.service.supervisor import supervise
 
     if once:
         left = run_once(_app(ctx), wait)
@@ -129,7 +129,7 @@ def run(
 @handled
 def poll(ctx: click.Context, once: bool, metrics_port: int | None) -> None:
     """Run the poller alone (scale out with more of these)."""
-    from worker.runner import poll_forever, poll_once, serve_metrics
+    from worker.service.roles import poll_forever, poll_once, serve_metrics
 
     app = _app(ctx)
     if once:
@@ -155,8 +155,8 @@ def work(
     ctx: click.Context, burst: bool, queues: str, workers: int, metrics_port: int | None
 ) -> None:
     """Run RQ workers alone (scale out with more of these)."""
-    from worker.runner import serve_metrics, work_forever
-    from worker.supervisor import supervise
+    from worker.service.roles import serve_metrics, work_forever
+    from worker.service.supervisor import supervise
 
     names = tuple(q for q in queues.split(",") if q)
     if workers > 1 and not burst:
@@ -173,7 +173,7 @@ def work(
 @handled
 def check(ctx: click.Context) -> None:
     """Validate the config and run every watchlist's examples."""
-    from worker.check import example_problems
+    from worker.config.examples import example_problems
 
     app: App = ctx.obj
     config = app.config()
@@ -188,14 +188,14 @@ def check(ctx: click.Context) -> None:
 
 
 def _load_items(app: App, source: str) -> list[Item]:
-    from worker.feeds import parse_feed
+    from worker.poll.parse import parse_feed
 
     path = Path(source)
     if path.is_file():
         return parse_feed(path.read_bytes(), feed_id=path.stem, url=path.resolve().as_uri()).items
     if "://" not in source:
         raise FeedError(f"{source}: no such file, and not a URL", reason="scheme")
-    from worker.fetch import FetchLimits, fetch_once
+    from worker.poll.fetch import FetchLimits, fetch_once
 
     config = app.config()
     res = fetch_once(
@@ -251,7 +251,7 @@ def _hit_json(item: Item, match: Any, story: str) -> dict[str, Any]:
 
 
 def _print_stories(by_story: dict[str, list[tuple[Item, Any]]]) -> None:
-    from worker.message import snippets
+    from worker.deliver.render import snippets
     from worker.model import Alert
 
     out = sys.stdout
@@ -302,7 +302,7 @@ def explain(ctx: click.Context, sources: tuple[str, ...], watchlist: str, rule: 
 @handled
 def stats(ctx: click.Context, as_json: bool) -> None:
     """Show per-feed, per-watchlist and per-destination figures from Redis."""
-    from worker.stats import collect, render_stats
+    from worker.service.stats import collect, render_stats
 
     data = collect(_app(ctx))
     click.echo(json.dumps(data, indent=2) if as_json else render_stats(data))
@@ -315,8 +315,8 @@ def stats(ctx: click.Context, as_json: bool) -> None:
 @handled
 def replay(ctx: click.Context, destination: str | None, since: str | None) -> None:
     """Re-send failed deliveries from the dead-letter list (each still at most once)."""
-    from worker.replay import replay_dead_letters
-    from worker.yamlcheck import parse_duration
+    from worker.config.schema import parse_duration
+    from worker.service.replay import replay_dead_letters
 
     app = _app(ctx)
     if destination is not None and destination not in app.config().destinations:
@@ -337,7 +337,7 @@ def replay(ctx: click.Context, destination: str | None, since: str | None) -> No
 @handled
 def import_opml(ctx: click.Context, file: str) -> None:
     """Add the feeds of an OPML export to feeds.yaml (comments and order kept)."""
-    from worker.opml import import_opml as run_import
+    from worker.poll.opml import import_opml as run_import
 
     app: App = ctx.obj
     result = run_import(file, app.config_dir)
@@ -354,9 +354,9 @@ def import_opml(ctx: click.Context, file: str) -> None:
 @handled
 def test_destination(ctx: click.Context, name: str) -> None:
     """Send a real test message to a destination and report the outcome."""
-    from worker.deliver import default_format, send
+    from worker.deliver.render import redact_url
+    from worker.deliver.send import default_format, send
     from worker.errors import DeliveryError
-    from worker.message import redact_url
 
     dest = _app(ctx).config().destinations.get(name)
     if dest is None:

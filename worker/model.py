@@ -17,7 +17,7 @@ TEXT_FIELDS: tuple[str, ...] = ("title", "summary", "content", "article")
 class Item:
     """One story from one feed, its text already plain (HTML stripped, entities decoded).
 
-    ``id`` is the item's identity within newsalert (see ``worker.identity``);
+    ``id`` is the item's identity within newsalert (see ``worker.poll.identity``);
     ``story`` is the key that syndicated copies share (canonical link hash
     when the item has a link, else ``id``).
     """

@@ -23,8 +23,8 @@ from collections.abc import Iterable, Sequence
 
 import redis
 
-from worker import keys
 from worker.config import Config, StorySettings
+from worker.core import keys
 from worker.model import Item
 from worker.stories.grouping import Assignment, MemoryStories, link_key
 from worker.stories.store import assign

@@ -29,7 +29,7 @@ from typing import Any
 
 import redis
 
-from worker import keys
+from worker.core import keys
 from worker.model import Item
 from worker.stories.features import (
     LEAD_WORDS,

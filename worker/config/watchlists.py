@@ -1,0 +1,154 @@
+"""A ``watchlists/<id>.yaml`` file of a config: its scope, aliases, rules and examples."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from worker.config.schema import (
+    Checker,
+    boolean,
+)
+from worker.config.settings import (
+    Destination,
+    StorySettings,
+    Watchlist,
+)
+from worker.config.stories import load_stories
+from worker.config.yamlfile import Map, Seq
+from worker.errors import QueryError
+from worker.model import TEXT_FIELDS
+from worker.rules import RuleSpec, validate
+
+
+def load_aliases(ld: Checker, path: Path, node: Any) -> dict[str, tuple[str, ...]]:
+    if node is None:
+        return {}
+    if not isinstance(node, Map):
+        ld.error(path, ld.pos(node), "aliases must map a term to a list of alternatives")
+        return {}
+    return {str(term): ld.strings(path, node, term) for term in node}
+
+
+def _load_rule(
+    ld: Checker,
+    path: Path,
+    wid: str,
+    node: Any,
+    index: int,
+    aliases: tuple[tuple[str, tuple[str, ...]], ...],
+) -> RuleSpec | None:
+    allowed = {"id", "all", "any", "none", "query", "in"}
+    if ld.mapping(path, node, "rule", allowed) is None:
+        return None
+    fields = ld.strings(path, node, "in")
+    for f in fields:
+        if f not in TEXT_FIELDS:
+            ld.error(
+                path,
+                ld.value_pos(node, "in"),
+                f"unknown field {f!r} in 'in' (fields: {', '.join(TEXT_FIELDS)})",
+            )
+    spec = RuleSpec(
+        watchlist=wid,
+        id=str(node.get("id") or f"rule-{index + 1}"),
+        query=str(node["query"]) if node.get("query") is not None else None,
+        all=ld.strings(path, node, "all"),
+        any=ld.strings(path, node, "any"),
+        none=ld.strings(path, node, "none"),
+        fields=fields,
+        aliases=aliases,
+    )
+    if spec.query is not None and (spec.all or spec.any or spec.none):
+        ld.error(
+            path, ld.pos(node), f"rule {spec.id!r}: use either 'query' or all/any/none, not both"
+        )
+        return None
+    if spec.query is None and not (spec.all or spec.any):
+        ld.error(path, ld.pos(node), f"rule {spec.id!r}: needs 'query', 'all' or 'any'")
+        return None
+    try:
+        validate(spec)
+    except QueryError as exc:
+        if spec.query is not None:
+            line, col = ld.value_pos(node, "query")
+            # Offsets inside a plain or quoted scalar on one line map to columns.
+            quoted = 1 if node.lc.style("query") in ("'", '"') else 0
+            ld.error(
+                path, (line, col + quoted + exc.column - 1), f"rule {spec.id!r}: {exc.message}"
+            )
+        else:
+            ld.error(path, ld.pos(node), f"rule {spec.id!r}: {exc.message}")
+        return None
+    return spec
+
+
+def load_watchlist(
+    ld: Checker,
+    path: Path,
+    shared_aliases: dict[str, tuple[str, ...]],
+    destinations: Mapping[str, Destination],
+    feed_ids: set[str],
+    stories: StorySettings,
+) -> Watchlist | None:
+    doc = ld.load(path)
+    if doc is None:
+        return None
+    allowed = {"name", "notify", "feeds", "aliases", "rules", "examples", "urgent", "stories"}
+    if ld.mapping(path, doc, "watchlist", allowed, {"notify", "rules"}) is None:
+        return None
+    wid = path.stem
+    notify = ld.strings(path, doc, "notify")
+    for dest in notify:
+        if dest not in destinations:
+            ld.error(
+                path,
+                ld.value_pos(doc, "notify"),
+                f"unknown destination {dest!r} (defined: {', '.join(destinations) or 'none'})",
+            )
+    scope = doc.get("feeds") or Map()
+    ld.mapping(path, scope, "feeds scope", {"ids", "tags"})
+    ids = ld.strings(path, scope, "ids") if isinstance(scope, Map) else ()
+    for fid in ids:
+        if fid not in feed_ids:
+            ld.error(path, ld.value_pos(scope, "ids"), f"unknown feed id {fid!r}")
+    aliases = {**shared_aliases, **load_aliases(ld, path, doc.get("aliases"))}
+    alias_spec = tuple(sorted(aliases.items()))
+    rules_node = doc.get("rules")
+    rules: list[RuleSpec] = []
+    if not isinstance(rules_node, Seq) or not rules_node:
+        ld.error(path, ld.value_pos(doc, "rules"), "'rules' must be a non-empty list")
+    else:
+        for i, node in enumerate(rules_node):
+            spec = _load_rule(ld, path, wid, node, i, alias_spec)
+            if spec and any(r.id == spec.id for r in rules):
+                ld.error(path, ld.pos(node), f"duplicate rule id {spec.id!r}")
+            elif spec:
+                rules.append(spec)
+    examples = doc.get("examples") or Map()
+    ld.mapping(path, examples, "examples", {"should_match", "should_not_match"})
+
+    def lined(key: str) -> tuple[tuple[str, int], ...]:
+        if not isinstance(examples, Map):
+            return ()
+        texts = ld.strings(path, examples, key)
+        seq = examples.get(key)
+        return tuple(
+            (t, ld.value_pos(seq, i)[0] + 1 if isinstance(seq, Seq) else 0)
+            for i, t in enumerate(texts)
+        )
+
+    return Watchlist(
+        id=wid,
+        name=str(doc.get("name") or wid),
+        path=ld.rel(path),
+        notify=notify,
+        rules=tuple(rules),
+        feed_ids=ids,
+        feed_tags=ld.strings(path, scope, "tags") if isinstance(scope, Map) else (),
+        urgent=ld.convert(path, doc, "urgent", boolean, False),
+        stories=load_stories(ld, path, doc, stories),
+        should_match=lined("should_match"),
+        should_not_match=lined("should_not_match"),
+    )

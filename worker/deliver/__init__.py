@@ -1,0 +1,1 @@
+"""Deliver: render alerts, send them through apprise once, pace them through outboxes."""

@@ -1,0 +1,1 @@
+"""Poll: fetch feeds with limits, parse them, give items their identity, drop what was seen."""
