@@ -42,11 +42,11 @@ from worker.stories.features import (
 )
 from worker.stories.grouping import (
     PER_TERM,
+    SHORTLIST,
     Assignment,
     OpenStory,
     best_match,
     link_key,
-    shortlist,
 )
 
 _HEAD = struct.Struct(">dB")  # opened, number of terms
@@ -74,6 +74,32 @@ redis.call('EXPIRE', KEYS[2], ARGV[6])
 redis.call('SADD', KEYS[3], ARGV[3])
 redis.call('EXPIRE', KEYS[3], ARGV[8])
 redis.call('ZADD', KEYS[4], ARGV[5], ARGV[4])
+"""
+# KEYS: the postings of every probe term of a batch, item after item; ARGV: oldest
+# opening time, most read per term, shortlist size, then each item's number of terms.
+# Returns each item's shortlist, ordered as ``grouping.shortlist`` orders it.
+_SHORTLIST = """
+local out, k = {}, 1
+for i = 4, #ARGV do
+  local counts, ids = {}, {}
+  for _ = 1, tonumber(ARGV[i]) do
+    local found = redis.call('ZREVRANGEBYSCORE', KEYS[k], '+inf', ARGV[1],
+                             'LIMIT', 0, tonumber(ARGV[2]))
+    for _, s in ipairs(found) do
+      if not counts[s] then counts[s] = 0; ids[#ids + 1] = s end
+      counts[s] = counts[s] + 1
+    end
+    k = k + 1
+  end
+  table.sort(ids, function(a, b)
+    if counts[a] ~= counts[b] then return counts[a] > counts[b] end
+    return a < b
+  end)
+  local top = {}
+  for j = 1, math.min(#ids, tonumber(ARGV[3])) do top[j] = ids[j] end
+  out[#out + 1] = top
+end
+return out
 """
 # KEYS: records…, then the feeds sets in the same order: each record and its feeds.
 _LOAD = """
@@ -124,18 +150,10 @@ class _Batch:
         return idf_from(df, counts[0])
 
     def candidates(self, probes: list[list[int]]) -> list[list[OpenStory]]:
-        with self.client.pipeline(transaction=False) as pipe:
-            for terms in probes:
-                for h in terms:
-                    pipe.zrevrangebyscore(
-                        keys.story_postings(h),
-                        "+inf",
-                        self.now - self.window,
-                        start=0,
-                        num=PER_TERM,
-                    )
-            found = iter(pipe.execute())
-        ids_per_item = [shortlist([map(_text, next(found)) for _ in terms]) for terms in probes]
+        terms = [keys.story_postings(h) for hs in probes for h in hs]
+        args = [self.now - self.window, PER_TERM, SHORTLIST, *(len(hs) for hs in probes)]
+        found = self.client.eval(_SHORTLIST, len(terms), *terms, *args)
+        ids_per_item = [[_text(s) for s in ids] for ids in found]
         self.load({s for ids in ids_per_item for s in ids} - set(self.local))
         return [[self.local[s] for s in ids if s in self.local] for ids in ids_per_item]
 
