@@ -7,6 +7,9 @@ an item joins the most similar open story when
 - the similarity (``features.similarity``) is at least ``THRESHOLD``,
 - the two share at least ``MIN_SHARED`` terms (one rare word, a name alone,
   is never enough: "GM recalls…" and "GM shares fall…" stay apart), and
+- it is compared with the story's first item and with the headlines of its
+  first ``VARIANTS`` copies, so a story that has been told several ways
+  recognises each of them (the best of these decides);
 - the story has no item from the item's own feed yet: one outlet's two
   headlines are two stories (Feedly's rule too). This keeps an outlet's
   daily series ("… key events, day 1,455") and its follow-ups apart.
@@ -26,13 +29,17 @@ from worker.model import Item
 from worker.stories.features import Features, Similarity, features, idf_from, similarity
 
 #: Least similarity at which an item joins a story (tuned for precision; README "Stories").
-THRESHOLD = 0.5
+THRESHOLD = 0.45
 #: Least number of shared terms for an item to join a story.
 MIN_SHARED = 2
 #: Most open stories an item is compared with: those sharing most of its rarest terms.
 SHORTLIST = 10
 #: Most stories read per probe term (the most recently opened).
 PER_TERM = 20
+#: Copies whose headline terms a story keeps, besides its first item's terms.
+VARIANTS = 3
+#: Most headline terms kept per variant.
+VARIANT_TERMS = 12
 
 
 def shortlist(postings: Iterable[Iterable[str]]) -> list[str]:
@@ -58,6 +65,21 @@ class OpenStory:
     features: Features
     title: str = ""
     feeds: set[str] = field(default_factory=set)
+    variants: list[Features] = field(default_factory=list)
+
+    def compare(self, feat: Features) -> Similarity:
+        """Return the similarity of an item to this story: its best against any telling."""
+        sims = [similarity(feat, f) for f in (self.features, *self.variants)]
+        return max(sims, key=lambda s: s.score)
+
+    def add_variant(self, feat: Features) -> Features | None:
+        """Keep a copy's headline terms as a variant (while there is room); return them."""
+        if len(self.variants) >= VARIANTS or not feat.title:
+            return None
+        top = sorted(feat.title, key=lambda h: (-feat.title[h], h))[:VARIANT_TERMS]
+        variant = Features({h: feat.title[h] for h in top}, {h: feat.title[h] for h in top}, {})
+        self.variants.append(variant)
+        return variant
 
 
 @dataclass(frozen=True)
@@ -76,7 +98,7 @@ class Assignment:
 
 def nearest(feat: Features, feed: str, candidates: Iterable[OpenStory]) -> Assignment | None:
     """Return the most similar open story from another feed, joined or not (for ``explain``)."""
-    scored = [(similarity(feat, s.features), s) for s in candidates if feed not in s.feeds]
+    scored = [(s.compare(feat), s) for s in candidates if feed not in s.feeds]
     if not scored:
         return None
     sim, story = max(scored, key=lambda p: (p[0].score, -p[1].opened))
@@ -92,7 +114,7 @@ def best_match(
     for story in candidates:
         if feed in story.feeds:
             continue
-        sim = similarity(feat, story.features)
+        sim = story.compare(feat)
         if sim.score < THRESHOLD or len(sim.shared) < MIN_SHARED:
             continue
         if best is None or (-sim.score, story.opened, story.id) < (
@@ -149,6 +171,7 @@ class MemoryStories:
         if found is not None:
             story, sim = found
             story.feeds.add(item.feed)
+            story.add_variant(feat)
             self.by_key[key] = story.id
             names = tuple(feat.names[h] for h in sim.shared if h in feat.names)
             return Assignment(

@@ -33,6 +33,7 @@ from worker.core import keys
 from worker.model import Item
 from worker.stories.features import (
     LEAD_WORDS,
+    MAX_TERMS,
     Features,
     features,
     idf_from,
@@ -43,13 +44,17 @@ from worker.stories.features import (
 from worker.stories.grouping import (
     PER_TERM,
     SHORTLIST,
+    VARIANT_TERMS,
+    VARIANTS,
     Assignment,
     OpenStory,
     best_match,
     link_key,
 )
 
-_HEAD = struct.Struct(">dB")  # opened, number of terms
+_HEAD = struct.Struct(">dHB")  # opened, length of "feed\0title", number of terms
+#: Longest record: head, text, first item's terms and VARIANTS variants of VARIANT_TERMS.
+_RECORD_MAX = _HEAD.size + 300 + 6 * MAX_TERMS + VARIANTS * (1 + 6 * VARIANT_TERMS)
 
 # Lua keeps each step one command (redis-py spends ~25 µs a command packing and parsing).
 # KEYS: story_of, record, STORIES_OPEN, postings…; ARGV: assignment, record, story,
@@ -64,10 +69,13 @@ for i = 4, #KEYS do
   redis.call('EXPIRE', KEYS[i], ARGV[6])
 end
 """
-# KEYS: story_of, members, feeds, STORIES_OUTLETS; ARGV: assignment, member, feed, story,
-# outlets, ttl, members max, feeds ttl.
+# KEYS: story_of, members, feeds, STORIES_OUTLETS, record; ARGV: assignment, member, feed,
+# story, outlets, ttl, members max, feeds ttl, variant (may be empty), record max.
 _JOIN = """
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[6])
+if ARGV[9] ~= '' and redis.call('STRLEN', KEYS[5]) + #ARGV[9] <= tonumber(ARGV[10]) then
+  redis.call('APPEND', KEYS[5], ARGV[9])
+end
 redis.call('RPUSH', KEYS[2], ARGV[2])
 redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[7]) - 1)
 redis.call('EXPIRE', KEYS[2], ARGV[6])
@@ -170,7 +178,7 @@ class _Batch:
                 story.feeds |= {_text(f) for f in feeds}
                 self.local[s] = story
 
-    def write(self, pipe: Any, item: Item, a: Assignment) -> None:
+    def write(self, pipe: Any, item: Item, a: Assignment, variant_terms: Features | None) -> None:
         """Queue the writes that record an assignment (run in the caller's MULTI)."""
         ttl = int(self.window) + 60
         story = self.local[a.story]
@@ -185,25 +193,40 @@ class _Batch:
             return
         # A copy: recorded on the story (the opener is in the story's record).
         member = {"feed": item.feed, "title": item.title[:80], "link": item.link, "at": self.now}
+        variant = b""
+        if variant_terms is not None:
+            variant = bytes([len(variant_terms.full)]) + variant_terms.pack()
         pipe.eval(
-            _JOIN, 4, of[0], keys.story_members(a.story), keys.story_feeds(a.story),
-            keys.STORIES_OUTLETS, of[1], json.dumps(member), item.feed, a.story, len(story.feeds),
-            ttl, keys.STORY_MEMBERS_MAX, max(ttl, keys.STORY_FEEDS_TTL),
+            _JOIN, 5, of[0], keys.story_members(a.story), keys.story_feeds(a.story),
+            keys.STORIES_OUTLETS, keys.story_record(a.story), of[1], json.dumps(member), item.feed,
+            a.story, len(story.feeds), ttl, keys.STORY_MEMBERS_MAX,
+            max(ttl, keys.STORY_FEEDS_TTL), variant, _RECORD_MAX,
         )  # fmt: skip
 
 
 def pack_record(story: OpenStory, feed: str) -> bytes:
-    """Return a story's record: opening time, terms, first feed and first title (≤ 80 chars)."""
-    head = _HEAD.pack(story.opened, len(story.features.full))
-    return head + story.features.pack() + f"{feed}\0{story.title[:80]}".encode()
+    """Return a story's record: opening time, first feed and title (≤ 80 chars), terms.
+
+    Variants (a count byte and terms each) are appended as copies join.
+    """
+    text = f"{feed}\0{story.title[:80]}".encode()
+    return (
+        _HEAD.pack(story.opened, len(text), len(story.features.full)) + text + story.features.pack()
+    )
 
 
 def unpack_record(story: str, record: bytes) -> OpenStory:
     """Return the open story a record describes (its feeds: the first one only)."""
-    opened, n = _HEAD.unpack_from(record)
-    end = _HEAD.size + 6 * n
-    feed, _, title = record[end:].decode(errors="replace").partition("\0")
-    return OpenStory(story, opened, Features.unpack(record[_HEAD.size : end]), title, {feed})
+    opened, length, n = _HEAD.unpack_from(record)
+    at = _HEAD.size + length
+    feed, _, title = record[_HEAD.size : at].decode(errors="replace").partition("\0")
+    out = OpenStory(story, opened, Features.unpack(record[at : at + 6 * n]), title, {feed})
+    at += 6 * n
+    while at < len(record):
+        m = record[at]
+        out.variants.append(Features.unpack(record[at + 1 : at + 1 + 6 * m]))
+        at += 1 + 6 * m
+    return out
 
 
 def _count_terms(pipe: Any, items: Sequence[Item], now: float) -> None:
@@ -264,9 +287,9 @@ def assign(
         cands = batch.candidates([f.probe() for f in feats])
         with client.pipeline() as pipe:
             for item, feat, found in zip(fresh, feats, cands, strict=True):
-                a = _decide(batch, item, feat, found)
+                a, variant = _decide(batch, item, feat, found)
                 out[item.id] = a
-                batch.write(pipe, item, a)
+                batch.write(pipe, item, a, variant)
             # A burst of copies must not make the story's own words look common.
             _count_terms(pipe, [i for i in fresh if out[i.id].opened], now)
             _close_oldest(pipe, client, window, now, sum(out[i.id].opened for i in fresh))
@@ -274,17 +297,22 @@ def assign(
     return out
 
 
-def _decide(batch: _Batch, item: Item, feat: Features, found: list[OpenStory]) -> Assignment:
+def _decide(
+    batch: _Batch, item: Item, feat: Features, found: list[OpenStory]
+) -> tuple[Assignment, Features | None]:
+    """Return where an item goes, and the variant of its story it adds (if any)."""
     key = link_key(item)
     same_link = batch.by_key.get(key)
     if same_link is not None:  # a copy under the same link earlier in this batch
         batch.local[same_link.story].feeds.add(item.feed)
-        return replace(same_link, opened=False, similarity=None, shared_terms=())
+        return replace(same_link, opened=False, similarity=None, shared_terms=()), None
+    variant = None
     fresh = {s for h in feat.probe() for s in batch.opened.get(h, ())}
     match = best_match(feat, item.feed, [*found, *(batch.local[s] for s in sorted(fresh))])
     if match is not None:
         story, sim = match
         story.feeds.add(item.feed)
+        variant = story.add_variant(feat)
         names = tuple(feat.names[h] for h in sim.shared if h in feat.names)
         a = Assignment(
             story.id, False, story.title, sim, names, key=key, at=batch.now, opened_at=story.opened
@@ -295,7 +323,7 @@ def _decide(batch: _Batch, item: Item, feat: Features, found: list[OpenStory]) -
             batch.opened.setdefault(h, []).append(key)
         a = Assignment(key, True, key=key, at=batch.now, opened_at=batch.now)
     batch.by_key[key] = a
-    return a
+    return a, variant
 
 
 def top_stories(client: redis.Redis, since: float, limit: int = 10) -> list[dict[str, Any]]:
