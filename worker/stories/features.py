@@ -15,7 +15,9 @@ cosine, so a headline-only item can still meet a long one:
 - the smaller of the two headline-in-other-item containments (a headline
   whose rare words all appear in the other item's lead, and vice versa).
 
-Thresholds and the choice of views were measured (README "Stories").
+Thresholds and the choice of views were measured (README "Stories"). ``wording``
+adds rapidfuzz's token-set ratio of two headlines, for rewrites that keep the
+words but not their weights.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from functools import lru_cache
 from hashlib import blake2b
 
 import stop_words
+from rapidfuzz import fuzz
 
 from worker.model import Item
 from worker.rules.text import words
@@ -160,6 +163,21 @@ def similarity(a: Features, b: Features) -> Similarity:
     view = max(views, key=lambda v: views[v])
     shared = tuple(sorted((h for h in a.full if h in b.full), key=lambda h: -a.full[h]))
     return Similarity(views[view], view, shared)
+
+
+def wording(a: str, b: str) -> float:
+    """Return how alike two headlines are worded (0–1): rapidfuzz's token-set ratio of their terms.
+
+    Unweighted, so it only counts where the weighted score already shows
+    the same rare terms (``grouping``): "prime minister … election win" is
+    worded alike for two countries.
+    """
+    ta, tb = terms_of(a), terms_of(b)
+    numbers_a = {t for t in ta if t.isdigit()}
+    numbers_b = {t for t in tb if t.isdigit()}
+    if numbers_a - numbers_b and numbers_b - numbers_a:
+        return 0.0  # "day 1,455" and "day 1,456", magnitude 6.8 and 5.9: worded alike, not alike
+    return fuzz.token_set_ratio(" ".join(ta), " ".join(tb)) / 100
 
 
 def doc_terms(items: Iterable[Item]) -> dict[str, int]:

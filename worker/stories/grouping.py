@@ -4,7 +4,9 @@
 ``try``, ``explain`` and the benchmarks; ``worker.stories.store`` in Redis):
 an item joins the most similar open story when
 
-- the similarity (``features.similarity``) is at least ``THRESHOLD``,
+- the similarity (``features.similarity``) is at least ``THRESHOLD``, or it
+  is at least ``WORDING_FLOOR`` and the two headlines are worded alike
+  (``features.wording`` at least ``WORDING``),
 - the two share at least ``MIN_SHARED`` terms (one rare word, a name alone,
   is never enough: "GM recalls…" and "GM shares fall…" stay apart), and
 - it is compared with the story's first item and with the headlines of its
@@ -26,10 +28,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from worker.model import Item
-from worker.stories.features import Features, Similarity, features, idf_from, similarity
+from worker.stories.features import (
+    Features,
+    Similarity,
+    features,
+    idf_from,
+    similarity,
+    wording,
+)
 
 #: Least similarity at which an item joins a story (tuned for precision; README "Stories").
 THRESHOLD = 0.45
+#: Headlines worded at least this alike (rapidfuzz token-set ratio) join at ``WORDING_FLOOR``.
+WORDING = 0.7
+WORDING_FLOOR = 0.3
 #: Least number of shared terms for an item to join a story.
 MIN_SHARED = 2
 #: Most open stories an item is compared with: those sharing most of its rarest terms.
@@ -67,10 +79,16 @@ class OpenStory:
     feeds: set[str] = field(default_factory=set)
     variants: list[Features] = field(default_factory=list)
 
-    def compare(self, feat: Features) -> Similarity:
+    def compare(self, feat: Features, title: str) -> Similarity:
         """Return the similarity of an item to this story: its best against any telling."""
-        sims = [similarity(feat, f) for f in (self.features, *self.variants)]
-        return max(sims, key=lambda s: s.score)
+        best = max(
+            (similarity(feat, f) for f in (self.features, *self.variants)), key=lambda s: s.score
+        )
+        if WORDING_FLOOR <= best.score < THRESHOLD:
+            alike = wording(title, self.title)
+            if alike >= WORDING:
+                return Similarity(alike, "wording", best.shared)
+        return best
 
     def add_variant(self, feat: Features) -> Features | None:
         """Keep a copy's headline terms as a variant (while there is room); return them."""
@@ -96,9 +114,9 @@ class Assignment:
     opened_at: float = 0.0  # when its story opened
 
 
-def nearest(feat: Features, feed: str, candidates: Iterable[OpenStory]) -> Assignment | None:
+def nearest(feat: Features, item: Item, candidates: Iterable[OpenStory]) -> Assignment | None:
     """Return the most similar open story from another feed, joined or not (for ``explain``)."""
-    scored = [(s.compare(feat), s) for s in candidates if feed not in s.feeds]
+    scored = [(s.compare(feat, item.title), s) for s in candidates if item.feed not in s.feeds]
     if not scored:
         return None
     sim, story = max(scored, key=lambda p: (p[0].score, -p[1].opened))
@@ -106,16 +124,21 @@ def nearest(feat: Features, feed: str, candidates: Iterable[OpenStory]) -> Assig
     return Assignment(story.id, False, story.title, sim, names, opened_at=story.opened)
 
 
+def joins(sim: Similarity) -> bool:
+    """Return whether a similarity (from ``OpenStory.compare``) is enough to join the story."""
+    return (sim.score >= THRESHOLD or sim.view == "wording") and len(sim.shared) >= MIN_SHARED
+
+
 def best_match(
-    feat: Features, feed: str, candidates: Iterable[OpenStory]
+    feat: Features, item: Item, candidates: Iterable[OpenStory]
 ) -> tuple[OpenStory, Similarity] | None:
-    """Return the open story an item with terms ``feat`` from ``feed`` joins, if any."""
+    """Return the open story ``item`` (with terms ``feat``) joins, if any."""
     best: tuple[OpenStory, Similarity] | None = None
     for story in candidates:
-        if feed in story.feeds:
+        if item.feed in story.feeds:
             continue
-        sim = story.compare(feat)
-        if sim.score < THRESHOLD or len(sim.shared) < MIN_SHARED:
+        sim = story.compare(feat, item.title)
+        if not joins(sim):
             continue
         if best is None or (-sim.score, story.opened, story.id) < (
             -best[1].score,
@@ -167,7 +190,7 @@ class MemoryStories:
             for h in feat.probe()
         )
         live = [self.stories[s] for s in ids]
-        found = best_match(feat, item.feed, live)
+        found = best_match(feat, item, live)
         if found is not None:
             story, sim = found
             story.feeds.add(item.feed)
@@ -177,7 +200,7 @@ class MemoryStories:
             return Assignment(
                 story.id, False, story.title, sim, names, key=key, at=now, opened_at=story.opened
             )
-        near = nearest(feat, item.feed, live)
+        near = nearest(feat, item, live)
         self.learn(item)
         story = OpenStory(key, now, feat, item.title, {item.feed})
         self.stories[key] = story

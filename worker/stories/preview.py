@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from worker.config import Config, StorySettings
 from worker.model import Item
 from worker.stories import story_id
-from worker.stories.grouping import THRESHOLD, Assignment, MemoryStories
+from worker.stories.grouping import THRESHOLD, WORDING, Assignment, MemoryStories
 
 
 def group_run(config: Config, items: Sequence[Item]) -> dict[str, Assignment]:
@@ -35,7 +35,7 @@ def describe(settings: StorySettings, item: Item, a: Assignment | None) -> str:
         return f"story {sid} (group: {settings.group})"
     sim = a.similarity
     why = (
-        f"similarity {sim.score:.2f} ({sim.view}; joins at {THRESHOLD}), "
+        f"similarity {sim.score:.2f} ({sim.view}; joins at {THRESHOLD}, or {WORDING} worded alike), "
         f"shared terms: {', '.join(a.shared_terms) or 'none'}"
         if sim is not None
         else ""

@@ -308,7 +308,7 @@ def _decide(
         return replace(same_link, opened=False, similarity=None, shared_terms=()), None
     variant = None
     fresh = {s for h in feat.probe() for s in batch.opened.get(h, ())}
-    match = best_match(feat, item.feed, [*found, *(batch.local[s] for s in sorted(fresh))])
+    match = best_match(feat, item, [*found, *(batch.local[s] for s in sorted(fresh))])
     if match is not None:
         story, sim = match
         story.feeds.add(item.feed)
