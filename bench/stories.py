@@ -140,10 +140,16 @@ def bench_open(client, open_stories: int, new_items: int) -> dict[str, object]:
         else:  # a new story
             items.append(gen.item(open_stories + k, 0, f"feed{k % 50}"))
     t0, c0 = time.perf_counter(), cpu(client)
-    opened = 0
+    opened = folded = wrong = 0
     for start in range(0, len(items), 100):
-        out = assign(client, items[start : start + 100], keys.STORY_WINDOW, now + 1)
-        opened += sum(a.opened for a in out.values())
+        batch = items[start : start + 100]
+        out = assign(client, batch, keys.STORY_WINDOW, now + 1)
+        for item in batch:
+            a = out[item.id]
+            same = a.story.split("-")[0] == item.story.split("-")[0]  # story keys are "n-copy"
+            opened += a.opened
+            folded += not a.opened and same
+            wrong += not a.opened and not same
     grouped_s, grouped_cpu = time.perf_counter() - t0, cpu(client) - c0
     # Baseline: one alert per link, the match job's old per-item story bookkeeping.
     t0, c0 = time.perf_counter(), cpu(client)
@@ -163,9 +169,11 @@ def bench_open(client, open_stories: int, new_items: int) -> dict[str, object]:
         "cost_ratio_vs_per_link": round(grouped_s / link_s, 2),
         "bytes_per_open_story": round(per_story),
         "seed_items_per_s": round(open_stories / seed_s),
-        "copies_folded": new_items // 2 - (opened - (new_items - new_items // 2)),
         "copies": new_items // 2,
-        "new_stories_opened": opened,
+        "copies_folded": folded,
+        "new_stories": new_items - new_items // 2,
+        "wrong_merges": wrong,
+        "opened": opened,
     }
 
 

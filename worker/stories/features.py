@@ -39,6 +39,10 @@ from worker.rules.text import words
 LEAD_WORDS = 60
 #: Most terms kept per item (the heaviest): bounds memory per story and scoring time.
 MAX_TERMS = 32
+#: Least number of distinctive terms two items must share in a view for it to count.
+MIN_SHARED = 2
+#: A term is distinctive when it weighs at least this share of the item's heaviest term.
+DISTINCT = 0.5
 #: Terms of an item looked up in the index of open stories (its rarest).
 PROBE_TERMS = 6
 
@@ -149,20 +153,37 @@ class Similarity:
     score: float
     view: str
     shared: tuple[int, ...]
+    grounded: bool = True  # the view rests on MIN_SHARED distinctive shared terms
 
 
 def similarity(a: Features, b: Features) -> Similarity:
-    """Return the similarity of two items (see the module docstring for the views)."""
-    views = {
-        "headline": _cosine(a.title, b.title),
-        "lead": _cosine(a.full, b.full) if len(a.full) > len(a.title) else 0.0,
-        "contained": min(_contained(a.title, b.full), _contained(b.title, a.full)),
-    }
-    if len(b.full) <= len(b.title):
-        views["lead"] = 0.0
-    view = max(views, key=lambda v: views[v])
-    shared = tuple(sorted((h for h in a.full if h in b.full), key=lambda h: -a.full[h]))
-    return Similarity(views[view], view, shared)
+    """Return the similarity of two items: the best view that rests on ``MIN_SHARED`` terms.
+
+    A view counts only when the terms it compares (the headline view: the
+    headlines' shared terms) include ``MIN_SHARED`` distinctive terms (weighing
+    at least ``DISTINCT`` of the heaviest term of either item), so one rare shared
+    word, a name or a number, plus common words never carries a view. With no
+    such view, the best view is returned, for explanations.
+    """
+    both = a.title.keys() & b.full.keys() | b.title.keys() & a.full.keys()
+    views = [
+        ("headline", _cosine(a.title, b.title), a.title.keys() & b.title.keys()),
+        ("contained", min(_contained(a.title, b.full), _contained(b.title, a.full)), both),
+    ]
+    if len(a.full) > len(a.title) and len(b.full) > len(b.title):
+        views.append(("lead", _cosine(a.full, b.full), a.full.keys() & b.full.keys()))
+    # Distinctive in either item: a story's own weights date from before it was counted.
+    top_a = max(a.full.values(), default=0.0) * DISTINCT
+    top_b = max(b.full.values(), default=0.0) * DISTINCT
+
+    def distinct(shared: set[int]) -> bool:
+        n = sum(a.full.get(h, 0.0) >= top_a or b.full.get(h, 0.0) >= top_b for h in shared)
+        return n >= MIN_SHARED
+
+    ranked = sorted(views, key=lambda v: (distinct(v[2]), v[1]), reverse=True)
+    view, score, shared = ranked[0]
+    ordered = tuple(sorted(shared, key=lambda h: (-a.full.get(h, 0.0), h)))
+    return Similarity(score, view, ordered, distinct(shared))
 
 
 def wording(a: str, b: str) -> float:

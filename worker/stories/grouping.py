@@ -7,8 +7,9 @@ an item joins the most similar open story when
 - the similarity (``features.similarity``) is at least ``THRESHOLD``, or it
   is at least ``WORDING_FLOOR`` and the two headlines are worded alike
   (``features.wording`` at least ``WORDING``),
-- the two share at least ``MIN_SHARED`` terms (one rare word, a name alone,
-  is never enough: "GM recalls…" and "GM shares fall…" stay apart), and
+- that similarity rests on at least ``features.MIN_SHARED`` shared distinctive
+  terms (one rare word, a name or a number, with common words around it, is
+  never enough: "GM recalls…" and "GM shares fall…" stay apart);
 - it is compared with the story's first item and with the headlines of its
   first ``VARIANTS`` copies, so a story that has been told several ways
   recognises each of them (the best of these decides);
@@ -42,8 +43,6 @@ THRESHOLD = 0.45
 #: Headlines worded at least this alike (rapidfuzz token-set ratio) join at ``WORDING_FLOOR``.
 WORDING = 0.7
 WORDING_FLOOR = 0.3
-#: Least number of shared terms for an item to join a story.
-MIN_SHARED = 2
 #: Most open stories an item is compared with: those sharing most of its rarest terms.
 SHORTLIST = 10
 #: Most stories read per probe term (the most recently opened).
@@ -87,7 +86,7 @@ class OpenStory:
         if WORDING_FLOOR <= best.score < THRESHOLD:
             alike = wording(title, self.title)
             if alike >= WORDING:
-                return Similarity(alike, "wording", best.shared)
+                return Similarity(alike, "wording", best.shared, best.grounded)
         return best
 
     def add_variant(self, feat: Features) -> Features | None:
@@ -126,7 +125,7 @@ def nearest(feat: Features, item: Item, candidates: Iterable[OpenStory]) -> Assi
 
 def joins(sim: Similarity) -> bool:
     """Return whether a similarity (from ``OpenStory.compare``) is enough to join the story."""
-    return (sim.score >= THRESHOLD or sim.view == "wording") and len(sim.shared) >= MIN_SHARED
+    return sim.grounded and (sim.score >= THRESHOLD or sim.view == "wording")
 
 
 def best_match(
