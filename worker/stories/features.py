@@ -26,7 +26,7 @@ import math
 import struct
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from hashlib import blake2b
 
 import stop_words
@@ -74,18 +74,45 @@ def lead_of(item: Item) -> str:
     return item.summary or item.content or item.article
 
 
+@lru_cache(maxsize=4096)
+def _item_terms(title: str, lead: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return tuple(terms_of(title)), tuple(terms_of(lead, LEAD_WORDS))
+
+
+def item_terms(item: Item) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Return an item's headline terms and lead terms (cached: a batch asks several times)."""
+    return _item_terms(item.title, lead_of(item))
+
+
+def vocabulary(item: Item) -> set[str]:
+    """Return the distinct terms of an item, as document frequencies count them."""
+    head, lead = item_terms(item)
+    return {*head, *lead}
+
+
+@lru_cache(maxsize=100_000)
 def term_hash(term: str) -> int:
     """Return a 32-bit hash of a term (how terms are stored and counted in Redis)."""
     return int.from_bytes(blake2b(term.encode(), digest_size=4).digest(), "big")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Features:
     """An item's weighted terms: headline terms and headline+lead terms, by term hash."""
 
     title: Mapping[int, float]
     full: Mapping[int, float]
     names: Mapping[int, str]  # hash → term, for explanations (not stored in Redis)
+
+    @cached_property
+    def squares(self) -> tuple[float, float]:
+        """Return the sums of squared weights of the headline terms and of all terms."""
+        return sum(w * w for w in self.title.values()), sum(w * w for w in self.full.values())
+
+    @cached_property
+    def top(self) -> float:
+        """Return the least weight of a distinctive term of this item."""
+        return max(self.full.values(), default=0.0) * DISTINCT
 
     def probe(self) -> list[int]:
         """Return the hashes of the item's rarest terms, to find candidate stories by."""
@@ -111,8 +138,7 @@ class Features:
 
 def features(item: Item, idf: Idf) -> Features:
     """Return the weighted terms of an item (at most ``MAX_TERMS``, the heaviest)."""
-    head = terms_of(item.title)
-    lead = terms_of(lead_of(item), LEAD_WORDS)
+    head, lead = item_terms(item)
     names = {term_hash(t): t for t in [*head, *lead]}
     weights = {h: idf(t) for h, t in names.items()}
     keep = sorted(weights, key=lambda h: (-weights[h], h))[:MAX_TERMS]
@@ -132,18 +158,14 @@ def idf_from(df: Mapping[str, int] | Callable[[str], int], docs: int) -> Idf:
     return idf
 
 
-def _cosine(a: Mapping[int, float], b: Mapping[int, float]) -> float:
-    if not a or not b:
-        return 0.0
-    dot = sum(w * b[h] for h, w in a.items() if h in b)
-    na = math.sqrt(sum(w * w for w in a.values()))
-    nb = math.sqrt(sum(w * w for w in b.values()))
-    return dot / (na * nb) if na and nb else 0.0
+def _cosine(
+    a: Mapping[int, float], b: Mapping[int, float], shared: set[int], norms: float
+) -> float:
+    return sum(a[h] * b[h] for h in shared) / math.sqrt(norms) if norms else 0.0
 
 
-def _contained(part: Mapping[int, float], whole: Mapping[int, float]) -> float:
-    total = sum(w * w for w in part.values())
-    return sum(w * w for h, w in part.items() if h in whole) / total if total else 0.0
+def _contained(part: Mapping[int, float], shared: Iterable[int], total: float) -> float:
+    return sum(part[h] * part[h] for h in shared) / total if total else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,16 +187,22 @@ def similarity(a: Features, b: Features) -> Similarity:
     word, a name or a number, plus common words never carries a view. With no
     such view, the best view is returned, for explanations.
     """
-    both = a.title.keys() & b.full.keys() | b.title.keys() & a.full.keys()
+    (at, af), (bt, bf) = a.squares, b.squares
+    in_b, in_a = a.title.keys() & b.full.keys(), b.title.keys() & a.full.keys()
+    heads = a.title.keys() & b.title.keys()
     views = [
-        ("headline", _cosine(a.title, b.title), a.title.keys() & b.title.keys()),
-        ("contained", min(_contained(a.title, b.full), _contained(b.title, a.full)), both),
+        ("headline", _cosine(a.title, b.title, heads, at * bt), heads),
+        (
+            "contained",
+            min(_contained(a.title, in_b, at), _contained(b.title, in_a, bt)),
+            in_b | in_a,
+        ),
     ]
     if len(a.full) > len(a.title) and len(b.full) > len(b.title):
-        views.append(("lead", _cosine(a.full, b.full), a.full.keys() & b.full.keys()))
+        leads = a.full.keys() & b.full.keys()
+        views.append(("lead", _cosine(a.full, b.full, leads, af * bf), leads))
     # Distinctive in either item: a story's own weights date from before it was counted.
-    top_a = max(a.full.values(), default=0.0) * DISTINCT
-    top_b = max(b.full.values(), default=0.0) * DISTINCT
+    top_a, top_b = a.top, b.top
 
     def distinct(shared: set[int]) -> bool:
         n = sum(a.full.get(h, 0.0) >= top_a or b.full.get(h, 0.0) >= top_b for h in shared)
@@ -199,12 +227,3 @@ def wording(a: str, b: str) -> float:
     if numbers_a - numbers_b and numbers_b - numbers_a:
         return 0.0  # "day 1,455" and "day 1,456", magnitude 6.8 and 5.9: worded alike, not alike
     return fuzz.token_set_ratio(" ".join(ta), " ".join(tb)) / 100
-
-
-def doc_terms(items: Iterable[Item]) -> dict[str, int]:
-    """Return the document frequency of each term over ``items`` (for runs without Redis)."""
-    df: dict[str, int] = {}
-    for item in items:
-        for t in set(terms_of(item.title)) | set(terms_of(lead_of(item), LEAD_WORDS)):
-            df[t] = df.get(t, 0) + 1
-    return df

@@ -35,6 +35,7 @@ from worker.stories.features import (
     features,
     idf_from,
     similarity,
+    vocabulary,
     wording,
 )
 
@@ -165,10 +166,8 @@ class MemoryStories:
 
     def learn(self, item: Item) -> None:
         """Count an item's terms in the document frequencies (once per story, not per copy)."""
-        from worker.stories.features import LEAD_WORDS, lead_of, terms_of
-
         self.docs += 1
-        for t in set(terms_of(item.title)) | set(terms_of(lead_of(item), LEAD_WORDS)):
+        for t in vocabulary(item):
             self.df[t] = self.df.get(t, 0) + 1
 
     def assign(self, item: Item, now: float) -> Assignment:

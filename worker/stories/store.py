@@ -32,14 +32,12 @@ import redis
 from worker.core import keys
 from worker.model import Item
 from worker.stories.features import (
-    LEAD_WORDS,
     MAX_TERMS,
     Features,
     features,
     idf_from,
-    lead_of,
     term_hash,
-    terms_of,
+    vocabulary,
 )
 from worker.stories.grouping import (
     PER_TERM,
@@ -145,9 +143,7 @@ class _Batch:
 
     def idf_for(self, items: Sequence[Item]) -> Any:
         day = int(self.now // 86400)
-        vocab = sorted(
-            {t for i in items for t in (*terms_of(i.title), *terms_of(lead_of(i), LEAD_WORDS))}
-        )
+        vocab = sorted(set().union(*(vocabulary(i) for i in items)))
         slots = ["n", *(str(_slot(t)) for t in vocab)]
         with self.client.pipeline(transaction=False) as pipe:
             pipe.hmget(keys.story_df(day), slots)
@@ -232,7 +228,7 @@ def unpack_record(story: str, record: bytes) -> OpenStory:
 def _count_terms(pipe: Any, items: Sequence[Item], now: float) -> None:
     slots: list[int] = []
     for item in items:
-        terms = set(terms_of(item.title)) | set(terms_of(lead_of(item), LEAD_WORDS))
+        terms = vocabulary(item)
         slots += sorted({_slot(t) for t in terms})
     if items:
         day = keys.story_df(int(now // 86400))
