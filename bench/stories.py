@@ -139,7 +139,7 @@ def bench_open(client, open_stories: int, new_items: int) -> dict[str, object]:
             items.append(gen.item(n, 1 + k % 7, f"other{k % 30}"))
         else:  # a new story
             items.append(gen.item(open_stories + k, 0, f"feed{k % 50}"))
-    t0, c0 = time.perf_counter(), cpu(client)
+    t0, c0, m0 = time.perf_counter(), cpu(client), used_memory(client)
     opened = folded = wrong = 0
     for start in range(0, len(items), 100):
         batch = items[start : start + 100]
@@ -151,6 +151,7 @@ def bench_open(client, open_stories: int, new_items: int) -> dict[str, object]:
             folded += not a.opened and same
             wrong += not a.opened and not same
     grouped_s, grouped_cpu = time.perf_counter() - t0, cpu(client) - c0
+    per_item = (used_memory(client) - m0) / new_items
     # Baseline: one alert per link, the match job's old per-item story bookkeeping.
     t0, c0 = time.perf_counter(), cpu(client)
     for item in items:
@@ -168,6 +169,7 @@ def bench_open(client, open_stories: int, new_items: int) -> dict[str, object]:
         "per_link_cpu_ms_per_item": round(1000 * link_cpu / new_items, 3),
         "cost_ratio_vs_per_link": round(grouped_s / link_s, 2),
         "bytes_per_open_story": round(per_story),
+        "bytes_per_later_item": round(per_item),
         "seed_items_per_s": round(open_stories / seed_s),
         "copies": new_items // 2,
         "copies_folded": folded,

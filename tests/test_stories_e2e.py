@@ -9,10 +9,6 @@ kill a process at a chosen point.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -149,44 +145,6 @@ def test_also_in_names_the_outlet_that_joined_while_the_alert_waited(
     assert len(receiver.received) == 1, texts(receiver)
     assert "also in: wire-b" in texts(receiver)[0]
     assert WIRE_A["title"] in texts(receiver)[0]
-
-
-_GROUP_THEN_DIE = """
-import os, signal, sys, json
-from worker.service.app import App, install
-from worker import stories
-from worker.core import keys
-from worker.model import Item
-app = App(sys.argv[1], redis_url=sys.argv[2], var_dir=sys.argv[3])
-install(app)
-items = [Item.from_dict(json.loads(app.redis.get(keys.item(sys.argv[4]))))]
-stories.group(app.redis, app.config(), items)  # the match job's grouping step, then a crash
-os.kill(os.getpid(), signal.SIGKILL)
-"""
-
-
-def test_kill_9_between_grouping_and_delivery_sends_once_after_restart(
-    tmp_path, receiver, redis_client, redis_url
-):
-    app = _app(tmp_path, redis_url, f"hook:\n  url: json://127.0.0.1:{receiver.port}/alerts\n")
-    first = _store(app, 1, "wire-a", WIRE_A)
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    child = subprocess.run(
-        [sys.executable, "-c", _GROUP_THEN_DIE, app.config().root, redis_url, str(tmp_path / "v2"), first],
-        env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert child.returncode == -signal.SIGKILL, child.stderr
-    from worker.poll.identity import story_key
-
-    assert redis_client.exists(keys.story_of(story_key(WIRE_A["link"], first)))  # it was grouped
-    assert redis_client.zcard(keys.STORIES_OPEN) == 1 and receiver.received == []
-    version = app.config().version
-    # A copy arrives before the lost batch runs again: the story still alerts, once.
-    match_batch([_store(app, 2, "wire-b", WIRE_B)], version)
-    run_jobs(app, wait=10)
-    match_batch([first], version)  # RQ re-runs the killed match job
-    run_jobs(app, wait=10)
-    assert len(receiver.received) == 1, texts(receiver)
 
 
 # -- try / explain / stats -------------------------------------------------------
