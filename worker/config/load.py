@@ -54,7 +54,7 @@ def load_config(root: str | os.PathLike[str], env: Mapping[str, str] | None = No
     ld = Checker(root_path, os.environ if env is None else env)
     if not root_path.is_dir():
         raise ConfigError([(str(root), 1, 1, "config directory not found")])
-    feeds, allow_private, fetch, stories = load_feeds(ld)
+    feeds, allow_private, fetch, callback, stories = load_feeds(ld)
     destinations = load_destinations(ld)
     aliases_path = root_path / "aliases.yaml"
     shared_aliases = load_aliases(ld, aliases_path, ld.load(aliases_path, required=False))
@@ -80,4 +80,5 @@ def load_config(root: str | os.PathLike[str], env: Mapping[str, str] | None = No
         allow_private_networks=allow_private,
         fetch=fetch,
         stories=stories,
+        websub_callback=callback,
     )

@@ -29,7 +29,9 @@ class Feed:
     id: str
     url: str
     tags: tuple[str, ...] = ()
-    interval: float = 300.0
+    interval: float | None = None  # None: ``auto``, follow the feed's rate (worker.poll.cadence)
+    min_interval: float = 60.0  # bounds of an ``auto`` interval
+    max_interval: float = 1800.0
     backfill: int = 0
     fulltext: str = "auto"
     fulltext_min_words: int = 120  # ``auto`` fetches the article below this many words
@@ -90,6 +92,8 @@ class Config:
     fetch: Mapping[str, float] = field(default_factory=dict)
     #: feeds.yaml ``stories:``, the default of every watchlist.
     stories: StorySettings = StorySettings()
+    #: feeds.yaml ``websub: {callback: …}``: public base URL; WebSub push is off when None.
+    websub_callback: str | None = None
 
     def feed(self, feed_id: str) -> Feed | None:
         return next((f for f in self.feeds if f.id == feed_id), None)

@@ -245,3 +245,21 @@ def story_postings(term: int) -> str:
 def story_df(day: int) -> str:
     """Hash of term slot → items that day that had the term; field "n" counts items (2 days)."""
     return f"{PREFIX}stories:df:{day}"
+
+
+# -- WebSub push ---------------------------------------------------------------
+
+#: How many pushed bodies may wait for the poller; older ones are dropped (the safety-net
+#: poll still finds their items).
+WEBSUB_INBOX_MAX = 1000
+
+WEBSUB_FEEDS = f"{PREFIX}websub:feeds"
+"""Set of feed ids that have a WebSub subscription record."""
+
+WEBSUB_INBOX = f"{PREFIX}websub:inbox"
+"""List of JSON pushed bodies whose signature was good, oldest first, for the poller."""
+
+
+def websub(feed_id: str) -> str:
+    """Hash of a feed's WebSub subscription: hub, topic, secret, state, lease, last push."""
+    return f"{PREFIX}websub:{feed_id}"
