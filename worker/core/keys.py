@@ -207,6 +207,8 @@ STORIES_MAX = 200_000
 STORY_MEMBERS_MAX = 20
 #: How long a worker may hold the story-assignment lock (it is released sooner).
 STORY_LOCK_TTL = 30
+#: How long a match job waits for that lock before it fails and is retried (< a job's 30 s).
+STORY_LOCK_WAIT = 20
 #: Document frequencies are counted in daily buckets; this many hashed term slots a day.
 STORY_DF_SLOTS = 1 << 16
 #: How long a day's term counts are kept (today's and yesterday's are read).

@@ -34,6 +34,7 @@ from worker.model import Item
 from worker.stories.features import (
     MAX_TERMS,
     Features,
+    Idf,
     features,
     idf_from,
     term_hash,
@@ -52,7 +53,7 @@ from worker.stories.grouping import (
 
 _HEAD = struct.Struct(">dHB")  # opened, length of "feed\0title", number of terms
 #: Longest record: head, text, first item's terms and VARIANTS variants of VARIANT_TERMS.
-_RECORD_MAX = _HEAD.size + 300 + 6 * MAX_TERMS + VARIANTS * (1 + 6 * VARIANT_TERMS)
+_RECORD_MAX = _HEAD.size + 400 + 6 * MAX_TERMS + VARIANTS * (1 + 6 * VARIANT_TERMS)
 
 # Lua keeps each step one command (redis-py spends ~25 µs a command packing and parsing).
 # KEYS: story_of, record, STORIES_OPEN, postings…; ARGV: assignment, record, story,
@@ -141,7 +142,7 @@ class _Batch:
         self.opened: dict[int, list[str]] = {}  # term → stories opened by this batch
         self.by_key: dict[str, Assignment] = {}  # link key → assignment in this batch
 
-    def idf_for(self, items: Sequence[Item]) -> Any:
+    def idf_for(self, items: Sequence[Item]) -> Idf:
         day = int(self.now // 86400)
         vocab = sorted(set().union(*(vocabulary(i) for i in items)))
         slots = ["n", *(str(_slot(t)) for t in vocab)]
@@ -271,7 +272,9 @@ def assign(
     Safe to call again for the same items: they get the assignments they got before.
     """
     now = time.time() if now is None else now
-    lock = client.lock(keys.STORY_LOCK, timeout=keys.STORY_LOCK_TTL, blocking_timeout=60)
+    lock = client.lock(
+        keys.STORY_LOCK, timeout=keys.STORY_LOCK_TTL, blocking_timeout=keys.STORY_LOCK_WAIT
+    )
     with lock:
         out = _known(client, items, window, now)
         fresh = [i for i in items if i.id not in out]
