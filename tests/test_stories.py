@@ -227,3 +227,19 @@ def test_open_stories_are_capped(redis_client, monkeypatch):
         )
     assert redis_client.zcard(keys.STORIES_OPEN) == 5
     assert not redis_client.exists(keys.story_record("s0"))
+
+
+def test_digest_lists_a_story_once_with_its_outlet_count():
+    from worker.deliver.render import render_digest
+    from worker.model import Alert
+
+    story = Item(id="i1", feed="ap", title="Winter storm knocks out power in Texas", story="s1")
+    other = Item(id="i9", feed="ap", title="Kenyan teachers call national strike", story="s9")
+    alerts = [
+        Alert("w1", "Weather", "storm", story, also_in=("cbs", "abc")),
+        Alert("w2", "Texas", "texas", story, also_in=("cbs", "abc")),
+        Alert("w1", "Weather", "strike", other),
+    ]
+    _, body = render_digest(alerts, "text", "3 alerts at once")
+    assert body.count("Winter storm") == 1 and "«Weather» / storm · «Texas» / texas" in body
+    assert "3 outlets, also in: cbs, abc" in body and body.count("Kenyan teachers") == 1
