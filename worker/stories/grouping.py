@@ -40,9 +40,9 @@ from worker.stories.features import (
 )
 
 #: Least similarity at which an item joins a story (tuned for precision; README "Stories").
-THRESHOLD = 0.45
+THRESHOLD = 0.5
 #: Headlines worded at least this alike (rapidfuzz token-set ratio) join at ``WORDING_FLOOR``.
-WORDING = 0.7
+WORDING = 0.75
 WORDING_FLOOR = 0.3
 #: Most open stories an item is compared with: those sharing most of its rarest terms.
 SHORTLIST = 10
