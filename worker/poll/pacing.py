@@ -106,7 +106,9 @@ def backoff(
     if exc.reason == "gone":
         mapping["disabled"] = "410 Gone"
     base = interval(feed, state, now, pushed=pushed)
-    delay = min(base * 2 ** min(failures - 1, 10), MAX_BACKOFF) * random.uniform(0.9, 1.1)
+    # Jitter first, then the cap: never longer than MAX_BACKOFF (feeds failing for long
+    # all come back at the cap; the first tries keep their spread).
+    delay = min(base * 2 ** min(failures - 1, 10) * random.uniform(0.9, 1.1), MAX_BACKOFF)
     retry_after = getattr(exc, "retry_after", None)
     if retry_after:  # after the jitter: the server said "not before"
         delay = max(delay, min(float(retry_after), MAX_RETRY_AFTER))

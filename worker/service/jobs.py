@@ -16,14 +16,17 @@ from typing import Any
 from worker import stories
 from worker.config import Config, StorySettings
 from worker.core import keys
+from worker.core.archive import record_sent
 from worker.core.metrics import incr, incr_hourly, observe_latency
 from worker.deliver import outbox
 from worker.deliver import send as deliver_
+from worker.deliver.mute import muted_alerts
 from worker.deliver.render import excerpt_article, render
 from worker.deliver.send import default_format, deliver_once
 from worker.errors import DeliveryError
 from worker.model import Alert, Item, Match
 from worker.service.app import current_app
+from worker.service.gate import route
 from worker.service.queue import enqueue_delivery, enqueue_flush, recheck_delivery, retries_left
 
 log = logging.getLogger("newsalert.jobs")
@@ -87,6 +90,7 @@ def _queue_alert(
         payload = {
             "delivery": delivery,
             "destination": dest,
+            "story": story,
             "alert": alert.to_dict(),
             "urgent": bool(wl and wl.urgent),
         }
@@ -117,6 +121,7 @@ def match_batch(item_ids: list[str], version: str) -> dict[str, int]:
     for item in items:
         scope = config.watchlists_for(item.feed)
         matches = engine.match(item.texts(), watchlists=scope) if scope else []
+        matches = route(client, config, matches, enqueue_delivery) if matches else []
         # The full article is not kept beyond its cache: alerts carry excerpts.
         hits.extend(excerpt_article(a) for a in _alerts(item, matches, names))
     similar = {w.id for w in config.watchlists if w.stories.group == "similar"}
@@ -155,16 +160,11 @@ def deliver(payload: dict[str, Any]) -> str:
     if dest is None:
         dead_letter(payload, f"destination {name} is no longer configured")
         return "dead"
-    watchlist = payload["alert"]["watchlist"]
-    if config.watchlist(watchlist) is None:
-        incr(client, "deliveries", name, "cancelled")
-        log.info(
-            "watchlist %s was removed: alert cancelled: %s",
-            watchlist,
-            payload["alert"]["item"]["title"][:80],
-            extra={"destination": name, "watchlist": watchlist},
-        )
-        return "cancelled"
+    if "notice" in payload:
+        return _notice(client, dest, payload)
+    dropped = _dropped(client, config, payload)
+    if dropped:
+        return dropped
     if outbox.uses_outbox(dest):
         if deliver_.was_sent(client, payload["delivery"]):
             incr(client, "deliveries", name, "duplicate")
@@ -194,6 +194,9 @@ def deliver(payload: dict[str, Any]) -> str:
     if sent:
         deliver_.record_ok(client, name)
         observe_latency(client, time.time() - (alert.item.seen_at or time.time()))
+        with client.pipeline(transaction=False) as pipe:
+            record_sent(pipe, [payload], config.archive, time.time())
+            pipe.execute()
     incr(client, "deliveries", name, "sent" if sent else "duplicate")
     log.info(
         "%s to %s: %s",
@@ -202,6 +205,43 @@ def deliver(payload: dict[str, Any]) -> str:
         alert.item.title[:80],
         extra={"destination": name, "watchlist": alert.watchlist},
     )
+    return "sent" if sent else "duplicate"
+
+
+def _dropped(client: Any, config: Any, payload: dict[str, Any]) -> str | None:
+    """Return why an alert must not go (its watchlist was removed, or it is muted), else None."""
+    name, watchlist = payload["destination"], payload["alert"]["watchlist"]
+    if config.watchlist(watchlist) is None:
+        outcome, why = "cancelled", f"watchlist {watchlist} was removed: alert cancelled"
+    elif muted_alerts(client, [payload["alert"]])[0]:
+        outcome, why = "muted", f"watchlist {watchlist} is muted: alert dropped"
+    else:
+        return None
+    incr(client, "deliveries", name, outcome)
+    log.info(
+        "%s: %s",
+        why,
+        payload["alert"]["item"]["title"][:80],
+        extra={"destination": name, "watchlist": watchlist},
+    )
+    return outcome
+
+
+def _notice(client: Any, dest: Any, payload: dict[str, Any]) -> str:
+    """Send an ops notice (volume guard) at most once: no outbox, mute or rate limit."""
+    notice = payload["notice"]
+    try:
+        sent = deliver_once(
+            client, payload["delivery"], dest, notice["title"], notice["body"], "text"
+        )
+    except deliver_.InFlight:
+        return "in flight"
+    except DeliveryError as exc:
+        deliver_.record_failure(client, dest.name, str(exc))
+        if retries_left() > 0:
+            raise
+        log.error("notice to %s not sent: %s", dest.name, exc, extra={"destination": dest.name})
+        return "dead"
     return "sent" if sent else "duplicate"
 
 

@@ -13,6 +13,7 @@ from worker.poll.cadence import Rate
 from worker.poll.fulltext import backed_off_hosts
 from worker.service.app import App
 from worker.service.queue import depths
+from worker.service.safety import collect_safety, render_safety
 from worker.stories.store import top_stories
 
 
@@ -192,6 +193,7 @@ def collect(app: App) -> dict[str, Any]:
             },
             "top_24h": top_stories(client, time.time() - 86400),
         },
+        **collect_safety(client),
     }
 
 
@@ -230,6 +232,7 @@ def render_stats(data: dict[str, Any]) -> str:
     lines += [
         f"  {r['watchlist'] + ' / ' + r['rule']:40} {r['matches']}" for r in data["rules_24h"][:10]
     ] or ["  none"]
+    lines += render_safety(data, now)
     lines += ["", "destinations:"]
     for name, d in data["destinations"].items():
         lines.append(

@@ -26,6 +26,7 @@ from worker.core.logs import progress
 from worker.errors import FeedError
 
 if TYPE_CHECKING:
+    from worker.config import Config
     from worker.poll.parse import ParsedFeed
     from worker.rules import Engine
     from worker.service.app import App
@@ -115,7 +116,8 @@ def write_hits(
     """Write ``feed``'s hits as ``try --json`` lines with their story, or keep them for text.
 
     Text output groups hits by story across feeds, so ``write_stories`` prints it
-    once every feed was read.
+    once every feed was read. A hit of a shadow rule (matched and counted, never
+    delivered) gets a last key ``"shadow": true`` in JSON, ``[shadow]`` in text.
     """
     from worker.model import hit_lines
 
@@ -125,12 +127,20 @@ def write_hits(
     for item, matches in hits:
         count += len(matches)
         if as_json:
-            for line in hit_lines(item, matches, stories.teller(item)):
-                out.write(line + "\n")
+            lines = hit_lines(item, matches, stories.teller(item))
+            for m, line in zip(matches, lines, strict=True):
+                shadow = _shadow(stories.config, m.watchlist, m.rule)
+                out.write(line[:-1] + ', "shadow": true}' if shadow else line)
+                out.write("\n")
             continue
         for match in matches:
             stories.hits.setdefault(stories.story(item, match.watchlist), []).append((item, match))
     return count
+
+
+def _shadow(config: Config, watchlist: str, rule: str) -> bool:
+    wl = config.watchlist(watchlist)
+    return bool(wl and wl.is_shadow(rule))
 
 
 def write_stories(stories: RunStories, out: IO[str]) -> None:
@@ -143,8 +153,10 @@ def write_stories(stories: RunStories, out: IO[str]) -> None:
         if len({item.id for item, _ in hits}) > 1:
             out.write(f"◆ story {sid}: {len(hits)} hits from {len(feeds)} feeds, one alert\n")
         for item, match in hits:
+            mark = " [shadow]" if _shadow(stories.config, match.watchlist, match.rule) else ""
             out.write(
-                f"● {match.watchlist} / {match.rule}: {item.title}\n  {item.link}  ({item.feed})\n"
+                f"● {match.watchlist} / {match.rule}{mark}: {item.title}\n"
+                f"  {item.link}  ({item.feed})\n"
             )
             alert = Alert(match.watchlist, match.watchlist, match.rule, item, match.highlights)
             for field, text in snippets(alert, "text"):
