@@ -70,7 +70,7 @@ def test_try_json_lines_have_the_pinned_shape(tmp_path):
         ("prisoners", "nk-prisoner"),
     }
     for hit in hits:
-        assert list(hit) == ["watchlist", "rule", "item", "highlights"]
+        assert list(hit) == ["watchlist", "rule", "item", "highlights", "story"]
         assert list(hit["item"]) == ["id", "title", "link", "feed"]
         assert hit["item"]["link"] == "https://n.example.com/nk"
         for h in hit["highlights"]:

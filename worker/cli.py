@@ -180,18 +180,25 @@ def check(ctx: click.Context) -> None:
 @click.pass_context
 @handled
 def try_(ctx: click.Context, sources: tuple[str, ...], as_json: bool) -> None:
-    """Show what feeds (URLs or files; default: every configured feed) would match.
+    """Show what feeds (URLs or files; default: every configured feed) would match, by story.
 
     Touches no Redis, sends nothing.
     """
-    from worker.service.tryout import feeds_to_try, write_hits
+    from worker.service.tryout import feeds_to_try, write_hits, write_stories
+    from worker.stories.preview import RunStories
 
     app = app_of(ctx)
     engine = app.engine()
-    feeds = feeds_to_try(app, sources, warn)
-    count = sum(write_hits(engine, feed, sys.stdout, as_json, app.config()) for feed in feeds)
+    stories = RunStories(app.config())
+    count = 0
+    try:
+        for feed in feeds_to_try(app, sources, warn):
+            count += write_hits(engine, feed, sys.stdout, as_json, stories)
+    finally:  # text is grouped by story: print what was read even if a feed failed
+        if not as_json:
+            write_stories(stories, sys.stdout)
     if not as_json:
-        click.echo(f"{count} hit(s)", err=True)
+        click.echo(f"{count} hit(s) in {len(stories.hits)} stories", err=True)
 
 
 @cli.command()
@@ -211,14 +218,19 @@ def explain(ctx: click.Context, sources: tuple[str, ...], watchlist: str, rule: 
         raise NewsAlertError(f"unknown watchlist {watchlist!r}")
     engine = app.engine()
     from worker.service.tryout import feeds_to_try
+    from worker.stories.preview import RunStories
 
+    stories = RunStories(app.config())
     for feed in feeds_to_try(app, sources, warn):
+        stories.add(i for i in feed.items if engine.match(i.texts(), watchlists=[watchlist]))
         for item in feed.items:
             click.echo(f"■ {item.title}  ({item.feed})")
             for expl in explain_item(engine, item.texts(), watchlist, rule):
                 if wl.is_shadow(expl.rule):
                     click.echo(f"(shadow rule {expl.rule}: matched and counted, never delivered)")
                 click.echo(render_explanation(expl))
+            if item.id in stories.assigned:
+                click.echo("  " + stories.describe(item, watchlist))
 
 
 for _command in (*operate.COMMANDS, *configure.COMMANDS):
