@@ -81,6 +81,7 @@ class Outcome:
     messages: Counter[str]  # label → stories its copies opened (messages sent)
     wrong: int  # copies folded into another label's story, or background into a label's
     swallowed_background: int
+    merges: list[tuple[str, str]]  # the wrong merges: (item's title, its story's first title)
 
     def report(self, sizes: dict[str, int]) -> dict[str, float]:
         multi = [s for s, n in sizes.items() if n >= 4]
@@ -130,6 +131,7 @@ def stream(client, groups: list[list[Copy]], extra: list[Item], seed: int = 1) -
     owner: dict[str, str] = {}  # story id → label of the item that opened it ("" background)
     messages: Counter[str] = Counter()
     wrong = swallowed = 0
+    merges: list[tuple[str, str]] = []
     batch: list[Item] = []
     slot = None
     timeline = arrivals(groups, extra, seed)
@@ -143,6 +145,7 @@ def stream(client, groups: list[list[Copy]], extra: list[Item], seed: int = 1) -
                 owner[a.story] = mine
                 messages[mine] += 1
             elif owner[a.story] != mine:
+                merges.append((it.title, a.earlier))
                 wrong += bool(mine)
                 swallowed += not mine
         batch.clear()
@@ -153,4 +156,4 @@ def stream(client, groups: list[list[Copy]], extra: list[Item], seed: int = 1) -
         slot = at // 300
         batch.append(it)
     flush((slot or 0) * 300 + 299)
-    return Outcome(len(groups), len(label), messages, wrong + swallowed, swallowed)
+    return Outcome(len(groups), len(label), messages, wrong + swallowed, swallowed, merges)

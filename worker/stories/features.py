@@ -48,18 +48,25 @@ DISTINCT = 0.5
 #: Terms of an item looked up in the index of open stories (its rarest).
 PROBE_TERMS = 6
 
+#: Words that label a headline's format, not its event ("… : live updates", "Opinion | …"):
+#: two live blogs about different things share them. Dropped like stop words.
+FORMAT_WORDS = (
+    "live updates update latest breaking news video videos opinion highlights exclusive "
+    "liveblog direct ticker"
+)
+
 #: Document frequency → weight; ``None`` df means "never seen".
 Idf = Callable[[str], float]
 
 
 @lru_cache(maxsize=1)
 def stopwords() -> frozenset[str]:
-    """Return the stop words of every language ``stop-words`` ships, normalised like terms."""
+    """Return the stop words of every language ``stop-words`` ships and ``FORMAT_WORDS``, normalised."""
     out: set[str] = set()
     for lang in stop_words.AVAILABLE_LANGUAGES:
         for w in stop_words.get_stop_words(lang):
             out.update(words(w))
-    return frozenset(out)
+    return frozenset(out | set(words(FORMAT_WORDS)))
 
 
 def terms_of(text: str, limit: int | None = None) -> list[str]:
@@ -178,6 +185,7 @@ class Similarity:
     view: str
     shared: tuple[int, ...]
     grounded: bool = True  # the view rests on MIN_SHARED distinctive shared terms
+    agreed: int = 0  # how many shared terms are distinctive in both items
 
 
 def similarity(a: Features, b: Features) -> Similarity:
@@ -205,16 +213,16 @@ def similarity(a: Features, b: Features) -> Similarity:
     # Distinctive in either item: a story's own weights date from before it was counted.
     top_a, top_b = a.top, b.top
 
-    def distinct(shared: set[int]) -> bool:
-        n = sum(a.full.get(h, 0.0) >= top_a or b.full.get(h, 0.0) >= top_b for h in shared)
-        return n >= MIN_SHARED
+    def distinct(shared: set[int]) -> int:
+        return sum(a.full.get(h, 0.0) >= top_a or b.full.get(h, 0.0) >= top_b for h in shared)
 
-    ranked = sorted(views, key=lambda v: (distinct(v[2]), v[1]), reverse=True)
+    ranked = sorted(views, key=lambda v: (distinct(v[2]) >= MIN_SHARED, v[1]), reverse=True)
     if not ranked:
         return Similarity(0.0, "headline", (), False)
     view, score, shared = ranked[0]
     ordered = tuple(sorted(shared, key=lambda h: (-a.full.get(h, 0.0), h)))
-    return Similarity(score, view, ordered, distinct(shared))
+    agreed = sum(a.full.get(h, 0.0) >= top_a and b.full.get(h, 0.0) >= top_b for h in shared)
+    return Similarity(score, view, ordered, distinct(shared) >= MIN_SHARED, agreed)
 
 
 def wording(a: str, b: str) -> float:
@@ -225,8 +233,16 @@ def wording(a: str, b: str) -> float:
     worded alike for two countries.
     """
     ta, tb = terms_of(a), terms_of(b)
-    numbers_a = {t for t in ta if t.isdigit()}
-    numbers_b = {t for t in tb if t.isdigit()}
+    numbers_a, numbers_b = _numbers(ta), _numbers(tb)
     if numbers_a - numbers_b and numbers_b - numbers_a:
         return 0.0  # "day 1,455" and "day 1,456", magnitude 6.8 and 5.9: worded alike, not alike
     return fuzz.token_sort_ratio(" ".join(ta), " ".join(tb)) / 100
+
+
+def _numbers(terms: Iterable[str]) -> set[str]:
+    return {t for t in terms if t.isdigit()}
+
+
+def same_numbers(a: str, b: str) -> bool:
+    """Return whether two headlines carry the same numbers (none at all counts as the same)."""
+    return _numbers(terms_of(a)) == _numbers(terms_of(b))

@@ -34,6 +34,7 @@ from worker.stories.features import (
     Similarity,
     features,
     idf_from,
+    same_numbers,
     similarity,
     vocabulary,
     wording,
@@ -44,6 +45,10 @@ THRESHOLD = 0.5
 #: Headlines worded at least this alike (rapidfuzz token-set ratio) join at ``WORDING_FLOOR``.
 WORDING = 0.75
 WORDING_FLOOR = 0.3
+#: A similarity whose shared terms include ``MANY_SHARED`` distinctive in both items joins
+#: at ``MANY_FLOOR`` when the two headlines carry the same numbers (the view "terms").
+MANY_SHARED = 3
+MANY_FLOOR = 0.3
 #: Most open stories an item is compared with: those sharing most of its rarest terms.
 SHORTLIST = 10
 #: Most stories read per probe term (the most recently opened).
@@ -84,7 +89,11 @@ class OpenStory:
         best = max(
             (similarity(feat, f) for f in (self.features, *self.variants)), key=lambda s: s.score
         )
-        if WORDING_FLOOR <= best.score < THRESHOLD:
+        if best.score >= THRESHOLD or not best.grounded:
+            return best
+        if best.score >= MANY_FLOOR and best.agreed >= MANY_SHARED and same_numbers(title, self.title):
+            return replace(best, view="terms")
+        if best.score >= WORDING_FLOOR:
             alike = wording(title, self.title)
             if alike >= WORDING:
                 return Similarity(alike, "wording", best.shared, best.grounded)
@@ -126,7 +135,7 @@ def nearest(feat: Features, item: Item, candidates: Iterable[OpenStory]) -> Assi
 
 def joins(sim: Similarity) -> bool:
     """Return whether a similarity (from ``OpenStory.compare``) is enough to join the story."""
-    return sim.grounded and (sim.score >= THRESHOLD or sim.view == "wording")
+    return sim.grounded and (sim.score >= THRESHOLD or sim.view in ("wording", "terms"))
 
 
 def best_match(
