@@ -91,7 +91,12 @@ class OpenStory:
         )
         if best.score >= THRESHOLD or not best.grounded:
             return best
-        if best.score >= MANY_FLOOR and best.agreed >= MANY_SHARED and same_numbers(title, self.title):
+        if (
+            best.view == "headline"
+            and best.score >= MANY_FLOOR
+            and best.agreed >= MANY_SHARED
+            and same_numbers(title, self.title)
+        ):
             return replace(best, view="terms")
         if best.score >= WORDING_FLOOR:
             alike = wording(title, self.title)
