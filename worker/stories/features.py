@@ -243,6 +243,17 @@ def _numbers(terms: Iterable[str]) -> set[str]:
     return {t for t in terms if t.isdigit()}
 
 
-def same_numbers(a: str, b: str) -> bool:
-    """Return whether two headlines carry the same numbers (none at all counts as the same)."""
-    return _numbers(terms_of(a)) == _numbers(terms_of(b))
+def numbers_meet(a: str, b: str) -> bool:
+    """Return whether two headlines share a number other than a year, or neither has one.
+
+    "Day 1,455" is another day's list than "first day of the talks", and
+    "magnitude 6.8" another quake than "magnitude 5.9"; "200 cases" and "31 new
+    infections, 200 in all" count the same outbreak.
+    """
+    na, nb = _numbers(terms_of(a)), _numbers(terms_of(b))
+    return bool(_counts(na) & _counts(nb)) or not (na or nb)
+
+
+def _counts(numbers: set[str]) -> set[str]:
+    # A shared year is no evidence: everything that year has it ("Super Bowl 2026", "2026.06").
+    return {t for t in numbers if not (len(t) == 4 and t[:2] in ("19", "20"))}

@@ -34,7 +34,7 @@ from worker.stories.features import (
     Similarity,
     features,
     idf_from,
-    same_numbers,
+    numbers_meet,
     similarity,
     vocabulary,
     wording,
@@ -95,7 +95,7 @@ class OpenStory:
             best.view == "headline"
             and best.score >= MANY_FLOOR
             and best.agreed >= MANY_SHARED
-            and same_numbers(title, self.title)
+            and numbers_meet(title, self.title)
         ):
             return replace(best, view="terms")
         if best.score >= WORDING_FLOOR:
