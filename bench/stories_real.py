@@ -24,7 +24,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent / "tests"), str(HERE.parent)]
 
-from storyclusters import CLUSTER_FILES, background, clusters, stream  # noqa: E402
+from storyclusters import CLUSTER_FILES, background, clusters, stream
 
 FEEDS = HERE.parents[1] / "shared" / "corpus" / "feeds"
 

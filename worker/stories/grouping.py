@@ -6,7 +6,11 @@ an item joins the most similar open story when
 
 - the similarity (``features.similarity``) is at least ``THRESHOLD``, or it
   is at least ``WORDING_FLOOR`` and the two headlines are worded alike
-  (``features.wording`` at least ``WORDING``),
+  (``features.wording`` at least ``WORDING``), or it is a headline view of at
+  least ``MANY_FLOOR`` whose shared terms include ``MANY_SHARED`` distinctive in
+  both headlines, which share a number or have none (``features.numbers_meet``):
+  the view "terms". On real multi-outlet headlines (README "Stories") the
+  rewritten headlines of one event often share three rare terms at 0.3–0.5;
 - that similarity rests on at least ``features.MIN_SHARED`` shared distinctive
   terms (one rare word, a name or a number, with common words around it, is
   never enough: "GM recalls…" and "GM shares fall…" stay apart);

@@ -12,7 +12,14 @@ from collections.abc import Callable, Iterable
 from worker.config import Config, StorySettings
 from worker.model import Item, Match
 from worker.stories import grouping_window, story_id
-from worker.stories.grouping import THRESHOLD, WORDING, Assignment, MemoryStories
+from worker.stories.grouping import (
+    MANY_FLOOR,
+    MANY_SHARED,
+    THRESHOLD,
+    WORDING,
+    Assignment,
+    MemoryStories,
+)
 
 
 class RunStories:
@@ -59,7 +66,8 @@ class RunStories:
             return f"story {sid}: same link as its first item «{a.earlier}»"
         why = (
             f"similarity {sim.score:.2f} ({sim.view}; joins at {THRESHOLD}, or {WORDING} "
-            f"worded alike), shared terms: {', '.join(a.shared_terms) or 'none'}"
+            f"worded alike, or {MANY_FLOOR} with {MANY_SHARED} distinctive terms), "
+            f"shared terms: {', '.join(a.shared_terms) or 'none'}"
         )
         if a.opened:
             return f"story {sid}: opens a new story; nearest was «{a.earlier}», {why}"
