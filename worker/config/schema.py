@@ -46,9 +46,9 @@ def parse_duration(text: Any) -> float:
 def parse_rate(text: Any) -> tuple[int, float]:
     """Return (count, seconds) for ``1/s``, ``20/m``, ``100/h`` or ``5/10s``."""
     m = _RATE.match(str(text))
-    if not m or int(m.group(1)) < 1:
+    per = int(m.group(2) or 1) * {"s": 1, "m": 60, "h": 3600}[m.group(3)] if m else 0
+    if not m or int(m.group(1)) < 1 or per < 1:  # a zero period would divide by zero
         raise ValueError(f"bad rate {text!r}: use e.g. 1/s, 20/m, 100/h")
-    per = int(m.group(2) or 1) * {"s": 1, "m": 60, "h": 3600}[m.group(3)]
     return int(m.group(1)), float(per)
 
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from worker.rules import RuleSpec
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+#: A rule id: alerts, logs and ``try --json`` name rules by it, so no separators or spaces.
+RULE_ID = re.compile(r"[A-Za-z0-9_.-]+")
 FULLTEXT_MODES = ("auto", "always", "never")
 MESSAGE_FORMATS = ("markdown", "html", "text")
 

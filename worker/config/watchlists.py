@@ -11,6 +11,7 @@ from worker.config.schema import (
     boolean,
 )
 from worker.config.settings import (
+    RULE_ID,
     Destination,
     Watchlist,
 )
@@ -48,6 +49,12 @@ def _load_rule(
                 ld.value_pos(node, "in"),
                 f"unknown field {f!r} in 'in' (fields: {', '.join(TEXT_FIELDS)})",
             )
+    if node.get("id") is not None and not RULE_ID.fullmatch(str(node["id"])):
+        ld.error(
+            path,
+            ld.value_pos(node, "id"),
+            f"bad rule id {str(node['id'])!r}: use only letters, digits, '_', '.' and '-'",
+        )
     spec = RuleSpec(
         watchlist=wid,
         id=str(node.get("id") or f"rule-{index + 1}"),
