@@ -19,18 +19,17 @@ Decisions and limits:
   without relying on expat's amplification limit: references to the removed
   entities become "undefined entity" errors, feedparser falls back to its
   loose parser, and the reference stays as literal text (``&lol9;``).
-- **Bounded cost.** Bodies over ``MAX_PARSE_BYTES`` raise ``FeedError``
-  (reason ``too_large``). A feed with more than ``MAX_ITEMS`` entries is cut
-  before parsing to its first ``MAX_ITEMS`` (feeds list newest first) and the
-  result carries a warning. Deep nesting is not bounded beyond the byte cap.
+- **Bounded cost.** Bodies over ``MAX_PARSE_BYTES`` raise ``FeedError`` (reason
+  ``too_large``). A feed with more than ``MAX_ITEMS`` entries is cut before parsing
+  to its first ``MAX_ITEMS`` (feeds list newest first) and the result carries a
+  warning. Deep nesting is not bounded beyond the byte cap.
 - **Broken feeds** keep their entries with ``warning`` set (feedparser's bozo
   reason); only "no entries and bozo/not a feed" raises ``FeedError``
   (reason ``parse``). A well-formed feed with no entries is not an error.
-- **Text** fields are plain text through ``worker.rules.html_to_text``; text
-  that still looks like markup after a pass (HTML escaped twice) gets
-  another pass, at most three. Links are kept only when http(s), resolved against xml:base /
-  the feed URL. Items with the same id within one feed are dropped after the
-  first.
+- **Text** fields are plain text through ``worker.rules.html_to_text``; text that
+  still looks like markup after a pass (HTML escaped twice) gets another pass, at
+  most three. Links are kept only when http(s), resolved against xml:base / the
+  feed URL. Items with the same id within one feed are dropped after the first.
 - **Ids** come from ``worker.poll.identity``. If one GUID is shared by items with
   different links, the feed's GUIDs are not identities and links are used for
   the whole feed. ``prescan_item_ids`` gives the same ids as ``parse_feed``
@@ -54,7 +53,7 @@ import feedparser
 
 from worker.errors import FeedError
 from worker.model import Item
-from worker.poll import identity
+from worker.poll import dates, identity
 
 __all__ = ["ParsedFeed", "parse_feed", "prescan_ids", "prescan_item_ids"]
 
@@ -85,8 +84,7 @@ class ParsedFeed:
 
 
 def _html_to_text(html: str) -> str:
-    # Imported lazily: the rule engine owns HTML stripping and must not be
-    # imported at module load by the fetch/parse path.
+    # Lazily: the rule engine owns HTML stripping; the fetch/parse path must not load it.
     from worker.rules import html_to_text
 
     return html_to_text(html)
@@ -285,6 +283,8 @@ def _is_html(detail: Mapping[str, Any] | None, default: bool = False) -> bool:
 
 
 def _epoch(entry: dict[str, Any]) -> float | None:
+    if "epoch" in entry:  # a JSON Feed entry, dated by worker.poll.dates
+        return float(entry["epoch"]) if entry["epoch"] is not None else None
     for key in ("published_parsed", "updated_parsed"):
         try:  # a missing or unparseable date is None: TypeError
             return float(calendar.timegm(dict.get(entry, key)))  # type: ignore[call-overload,arg-type]
@@ -325,7 +325,7 @@ def _parse_json_feed(body: bytes, feed_id: str, url: str) -> ParsedFeed:
                 if html
                 else {"value": _str(it.get("content_text")), **plain}
             ],
-            "published_parsed": feedparser.datetimes._parse_date(date) if date else None,
+            "epoch": dates.epoch(date),
         }
         records.append((guid, link, entry, date))
     title = _plain(_str(doc.get("title")), False)
