@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import time
 from urllib.parse import urlsplit
+
 import redis
 from protego import Protego
 
