@@ -10,7 +10,7 @@ delivery job only ``add``s the alert to the destination's outbox and calls
   Entries stay in the outbox until they are sent (or dead-lettered): nothing
   is popped before sending, so an alert taken by a flusher that dies comes
   back by itself, with no processing list to recover.
-- **Flush** (one process per destination at a time: a ``SET NX`` lock with
+- **Flush** (one process per destination at a time: ``worker.core.locks`` with
   a TTL): work out which entries are eligible now (quiet hours hold
   non-urgent alerts until the window ends; a ``digest`` schedule holds them
   until the next slot after they arrived), take one token from the Redis
@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -52,6 +51,7 @@ import redis
 
 from worker.config import Config, Destination
 from worker.core import keys
+from worker.core.locks import hold
 from worker.core.metrics import incr, observe_latency
 from worker.core.retry import delivery_retry_intervals
 from worker.deliver.pacing import Entry, Plan, plan, uses_outbox
@@ -102,10 +102,6 @@ _TAKE_DUE = """
 local names = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 for _, name in ipairs(names) do redis.call('ZREM', KEYS[1], name) end
 return names
-"""
-_UNLOCK = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
 """
 
 
@@ -331,15 +327,12 @@ def flush(
                 _forget(pipe, destination, [e.delivery])
                 pipe.execute()
         return 0
-    token = secrets.token_hex(8)
-    if not client.set(keys.flush_lock(destination), token, nx=True, ex=keys.FLUSH_LOCK_TTL):
-        now = clock()  # another process is flushing: look again shortly, in case it just finished
-        schedule_flush(client, destination, now + 1.0, now, enqueue_flush, force=True)
-        return 0
-    try:
-        return _Flush(client, config, dest, clock, enqueue_flush).run()
-    finally:
-        client.eval(_UNLOCK, 1, keys.flush_lock(destination), token)
+    with hold(client, keys.flush_lock(destination), keys.FLUSH_LOCK_TTL) as ours:
+        if ours:
+            return _Flush(client, config, dest, clock, enqueue_flush).run()
+    now = clock()  # another process is flushing: look again shortly, in case it just finished
+    schedule_flush(client, destination, now + 1.0, now, enqueue_flush, force=True)
+    return 0
 
 
 def flush_due(

@@ -14,7 +14,7 @@ Decisions:
   canonical one (tracking parameters dropped).
 - **Once per story.** Extracted text is cached by canonical URL for
   ``ARTICLE_TTL`` (a failure or "no text" for ``ARTICLE_MISS_TTL``). The
-  first poller to want a URL takes a ``SET NX`` marker; any other (another
+  first poller to want a URL takes its lock (``worker.core.locks``); any other (another
   feed syndicating the story, in this process or another) waits for the cache
   instead of fetching, so a syndicated story is fetched once.
 - **Extraction** is trafilatura with ``favor_precision``: navigation, cookie
@@ -48,7 +48,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -58,6 +57,7 @@ import redis
 
 from worker.config import Config, Feed
 from worker.core import keys
+from worker.core.locks import hold
 from worker.core.metrics import incr
 from worker.core.pools import IdlePool
 from worker.errors import FeedError
@@ -205,7 +205,6 @@ class Articles:
         self, fetcher: Fetcher, feed: Feed, canonical: str, state: dict[str, bool]
     ) -> str:
         """Return the cached text, or fetch it under the URL's marker, or wait for whoever has it."""
-        lock, token = keys.article_lock(canonical), secrets.token_hex(8)
         delay = 0.05
         # Bounded in count as well as by the caller's deadline.
         for _ in range(int(feed.fulltext_deadline / 0.05) + 2):
@@ -216,9 +215,9 @@ class Articles:
             if self.redis.exists(keys.host_backoff(origin_of(canonical))):
                 incr(self.redis, "articles", feed.id, "backed_off")
                 return ""
-            if self.redis.set(lock, token, nx=True, ex=keys.ARTICLE_LOCK_TTL):
-                state["fetching"] = True
-                try:
+            with hold(self.redis, keys.article_lock(canonical), keys.ARTICLE_LOCK_TTL) as ours:
+                if ours:
+                    state["fetching"] = True
                     text, outcome = await self._fetch(fetcher, canonical)
                     self.redis.set(
                         keys.article(canonical),
@@ -227,9 +226,6 @@ class Articles:
                     )
                     incr(self.redis, "articles", feed.id, outcome)
                     return text
-                finally:
-                    if self.redis.get(lock) == token.encode():
-                        self.redis.delete(lock)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.25)
         return ""

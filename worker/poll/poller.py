@@ -2,7 +2,7 @@
 
 Scheduling lives in Redis so any number of pollers share the work: a sorted
 set holds each feed's next due time, and a poller takes a feed only after
-winning its lease (``SET NX EX``), so no feed is fetched twice in one
+winning its lease (``worker.core.locks``), so no feed is fetched twice in one
 interval; a crashed poller's leases expire after ``lease_ttl``.
 
 What is new: each feed has a seen-set of 8-byte item ids (``worker.poll.seen``).
@@ -63,6 +63,7 @@ import redis
 
 from worker.config import Config, Feed
 from worker.core import keys
+from worker.core.locks import hold
 from worker.core.metrics import heartbeat, incr
 from worker.errors import FeedError
 from worker.model import Item
@@ -408,10 +409,9 @@ class Poller:
         self, fetcher: Fetcher, feed: Feed, *, only_if_due: bool = False
     ) -> PollOutcome | None:
         """Poll a feed under its lease and reschedule it; None if another poller has it."""
-        lease = keys.lease(feed.id)
-        if not self.redis.set(lease, self.token, nx=True, ex=self.lease_ttl):
-            return None
-        try:
+        with hold(self.redis, keys.lease(feed.id), self.lease_ttl) as ours:
+            if not ours:
+                return None
             if only_if_due:
                 # Another poller may have polled and rescheduled it since we read the schedule.
                 due = self.redis.zscore(keys.SCHEDULE, feed.id)
@@ -422,9 +422,6 @@ class Poller:
             if out.first_poll:
                 self._first_polls.append(out)
             return out
-        finally:
-            if self.redis.get(lease) == self.token.encode():
-                self.redis.delete(lease)
 
     def sync_schedule(self) -> None:
         """Add new feeds to the schedule (due soon, spread out) and drop removed ones."""
