@@ -321,3 +321,16 @@ def test_health_is_recorded(server, redis_client):
     text = "\n".join(render_feeds(rows, time.time()))
     assert "failing" in text and "parse: not a parseable feed" in text
     json.dumps(rows)
+
+
+def test_error_backoff_doubles_up_to_six_hours_and_stops_there(server, redis_client):
+    """A feed that keeps failing waits 1, 2, 4… intervals (±10%), never more than 6 h."""
+    server.answers["/down.xml"] = Answer(b"oops", status=500)
+    feed = local_feed("down", server.url("/down.xml"), interval=600.0)
+    waits = []
+    for _ in range(12):  # 600 s · 2**6 passes 6 h at the 7th failure
+        poll(redis_client, feed)
+        waits.append(float(state(redis_client, "down")["poll_interval"]))
+    assert 540 <= waits[0] <= 660 and 1080 <= waits[1] <= 1320
+    assert all(w <= 6 * 3600 for w in waits), waits
+    assert waits[6:] == [6 * 3600.0] * 6, waits

@@ -60,6 +60,7 @@ from worker.core import keys
 from worker.core.locks import hold
 from worker.core.metrics import incr
 from worker.core.pools import IdlePool
+from worker.core.retry import backoff
 from worker.errors import FeedError
 from worker.model import Item
 from worker.poll.fetch import Fetcher, FetchHTTPError
@@ -205,9 +206,8 @@ class Articles:
         self, fetcher: Fetcher, feed: Feed, canonical: str, state: dict[str, bool]
     ) -> str:
         """Return the cached text, or fetch it under the URL's marker, or wait for whoever has it."""
-        delay = 0.05
         # Bounded in count as well as by the caller's deadline.
-        for _ in range(int(feed.fulltext_deadline / 0.05) + 2):
+        for attempt in range(1, int(feed.fulltext_deadline / 0.05) + 3):
             cached = self.redis.get(keys.article(canonical))
             if cached is not None:
                 incr(self.redis, "articles", feed.id, "cached")
@@ -226,8 +226,7 @@ class Articles:
                     )
                     incr(self.redis, "articles", feed.id, outcome)
                     return text
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.25)
+            await asyncio.sleep(backoff(0.05, attempt, 0.25))
         return ""
 
     async def _fetch(self, fetcher: Fetcher, url: str) -> tuple[str, str]:

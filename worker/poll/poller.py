@@ -38,7 +38,8 @@ Decisions:
   ``HINT_CAP``), jitter only adds 0-10%, and the first poll's follow-up is
   spread over 1-1.5 intervals so feeds added together drift apart.
   ``Retry-After`` on 429/503 is honoured exactly (up to ``MAX_RETRY_AFTER``);
-  other failures back off exponentially with ±10% jitter up to ``MAX_BACKOFF``.
+  other failures back off exponentially with ±10% jitter up to ``MAX_BACKOFF``
+  (``worker.core.retry.backoff``).
 - **Health** per feed in its state hash: ``last_ok``, ``last_error``,
   ``last_reason``, ``last_error_at``, ``failures`` (consecutive), ``status``,
   ``items_new`` since ``primed_at`` (items per day), ``poll_interval`` and
@@ -65,6 +66,7 @@ from worker.config import Config, Feed
 from worker.core import keys
 from worker.core.locks import hold
 from worker.core.metrics import heartbeat, incr
+from worker.core.retry import backoff
 from worker.errors import FeedError
 from worker.model import Item
 from worker.poll import seen
@@ -208,7 +210,7 @@ class Poller:
                 extra={"feed": feed.id},
             )
         base = self._interval(feed, state)
-        delay = min(base * 2 ** min(failures - 1, 10), MAX_BACKOFF) * random.uniform(0.9, 1.1)
+        delay = backoff(base, failures, MAX_BACKOFF, jitter=0.1)
         retry_after = getattr(exc, "retry_after", None)
         if retry_after:  # after the jitter: the server said "not before"
             delay = max(delay, min(float(retry_after), MAX_RETRY_AFTER))
