@@ -17,6 +17,7 @@ from worker.config.settings import (
 )
 from worker.config.templates import check_template
 from worker.config.yamlfile import Map
+from worker.core.redact import url_secrets
 
 
 def _checked(check: Any) -> Any:
@@ -64,7 +65,8 @@ def load_destinations(ld: Checker) -> dict[str, Destination]:
         out[str(name)] = Destination(
             name=str(name),
             url=url,
-            secrets=tuple(secrets),
+            # What ${ENV} put in, and what in the URL itself may be a credential.
+            secrets=tuple(dict.fromkeys([*secrets, *url_secrets(url)])),
             rate=ld.convert(path, node, "rate", parse_rate, None),
             digest_after=ld.convert(path, node, "digest_after", positive_int, None),
             quiet_hours=ld.convert(path, node, "quiet_hours", _checked(parse_quiet_hours), None),

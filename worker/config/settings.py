@@ -96,5 +96,5 @@ class Config:
         return [rule for w in self.watchlists for rule in w.rules]
 
     def secrets(self) -> list[str]:
-        """Return every value interpolated from the environment, for redaction."""
+        """Return every secret of every destination (``${ENV}`` values, URL credentials)."""
         return [s for d in self.destinations.values() for s in d.secrets]

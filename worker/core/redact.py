@@ -1,4 +1,9 @@
-"""Mask secrets in apprise URLs and in text bound for logs, errors and stats.
+"""Mask secrets: the one redaction, for logs, errors, stats and what is written to Redis.
+
+Every consumer masks through ``redact_text`` (or ``redact_data`` for JSON-like
+values) with the same secrets: the values interpolated from ``${ENV}`` into
+destination URLs plus ``url_secrets`` of each URL (credentials written literally
+in the YAML), which ``Destination.secrets`` holds. ``redact_url`` shows a URL.
 
 Apprise URLs carry their credentials anywhere: in the user info
 (``mailtos://user:pass@host``), in the "host" (``slack://TokenA/…``,
@@ -24,9 +29,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from urllib.parse import quote
+from typing import Any
+from urllib.parse import quote, quote_plus
 
-__all__ = ["ALLOWED_QUERY_KEYS", "MASK", "redact_text", "redact_url"]
+__all__ = ["ALLOWED_QUERY_KEYS", "MASK", "redact_data", "redact_text", "redact_url", "url_secrets"]
 
 MASK = "****"
 
@@ -100,17 +106,53 @@ def redact_url(url: str) -> str:
     return out
 
 
+def url_secrets(url: str) -> list[str]:
+    """Return the pieces of ``url`` that may be credentials: those ``redact_url`` hides.
+
+    Pieces shorter than 6 characters are left out (a port, ``api``): masking them
+    everywhere would garble logs while protecting nothing.
+    """
+    m = _SCHEME.fullmatch(url.strip())
+    rest = m.group(2) if m else url
+    pieces = re.split(r"[/:@?&=#]+", rest)
+    return [
+        p
+        for p in pieces
+        if len(p) >= 6
+        and not _WORD.fullmatch(p)
+        and not _HOST.fullmatch(p.lower())
+        and p.lower() not in ALLOWED_QUERY_KEYS
+    ]
+
+
+def redact_data(value: Any, secrets: Iterable[str]) -> Any:
+    """Return a JSON-like ``value`` with every string in it passed through ``redact_text``."""
+    secrets = list(secrets)
+    if isinstance(value, str):
+        return redact_text(value, secrets)
+    if isinstance(value, dict):
+        return {k: redact_data(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_data(v, secrets) for v in value]
+    return value
+
+
 def redact_text(text: str, secrets: Iterable[str]) -> str:
     """Return ``text`` with every secret of 4 or more characters replaced by ``****``.
 
     Shorter secrets are ignored: masking every "abc" would garble the text
     while protecting nothing. Percent-encoded forms are masked too, since
-    secrets usually reach logs inside URLs.
+    secrets usually reach logs inside URLs, in paths and in query strings.
     """
     variants = set()
     for secret in secrets:
         if secret and len(secret) >= 4:
-            variants |= {secret, quote(secret, safe=""), quote(secret, safe="/:@")}
+            variants |= {
+                secret,
+                quote(secret, safe=""),
+                quote(secret, safe="/:@"),
+                quote_plus(secret),  # a query-string value: a space is "+"
+            }
     # Longest first, so a secret that contains another is masked whole.
     for variant in sorted(variants, key=len, reverse=True):
         text = text.replace(variant, MASK)

@@ -302,7 +302,9 @@ class _Flush:
         left = [n for n in attempts if n <= len(intervals)]
         delay = float(intervals[min(left) - 1]) if left else 0.0
         delay = max(delay, exc.retry_after or 0.0)
-        record_failure(self.client, name, str(exc), now, retry_at=now + delay)
+        record_failure(
+            self.client, name, str(exc), now, retry_at=now + delay, secrets=self.dest.secrets
+        )
         if left:
             log.warning("%s (will retry in %.0fs)", exc, delay, extra={"destination": name})
         self.schedule(now + delay, now)

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import secrets
 import sys
 import time
@@ -144,17 +143,9 @@ def send(destination: Destination, title: str, body: str, fmt: str) -> None:
     reasons = [e.message for e in result.logs() if e.level in ("WARNING", "ERROR", "CRITICAL")]
     reason = "; ".join(dict.fromkeys(reasons)) or f"apprise status {result.status.name}"
     # apprise does not expose the response, so an endpoint's Retry-After is not seen here.
-    raise DeliveryError(f"destination {destination.name}: {mask(destination, reason)}")
-
-
-def mask(destination: Destination, text: str) -> str:
-    """Return ``text`` with the destination's secrets, and URL parts that may be tokens, masked."""
-    host = destination.url.split("://", 1)[-1].split("/", 1)[0].rpartition("@")[2].split(":")[0]
-    # Secrets written literally in the YAML are not in ``secrets``: treat every long
-    # path, user-info or query piece of the URL as one.
-    pieces = re.split(r"[/:@?&=#]+", destination.url.split("://", 1)[-1])
-    tokens = [p for p in pieces if len(p) >= 6 and p != host]
-    return redact_text(text, [*destination.secrets, *tokens])
+    raise DeliveryError(
+        f"destination {destination.name}: {redact_text(reason, destination.secrets)}"
+    )
 
 
 def deliver_once(
@@ -230,10 +221,12 @@ def record_failure(
     reason: str,
     now: float | None = None,
     retry_at: float | None = None,
+    secrets: Sequence[str] = (),
 ) -> int:
-    """Note a failed send (``reason`` already masked); return the consecutive failures."""
+    """Note a failed send, ``secrets`` masked in what is kept; return the consecutive failures."""
     key = keys.destination_health(name)
     now = now or time.time()
+    reason = redact_text(reason, secrets)
     with client.pipeline() as pipe:
         incr(pipe, "deliveries", name, "failed")
         pipe.hincrby(key, "failures", 1)
@@ -282,6 +275,7 @@ def dead_letter(
 ) -> None:
     """Keep a delivery that failed for good, with its reason, and tell ``on_failure``."""
     failed_at = now or time.time()
+    reason = redact_text(reason, config.secrets())
     letter = {**payload, "reason": reason, "failed_at": failed_at}
     with client.pipeline() as pipe:
         pipe.lpush(keys.DEAD_LETTERS, json.dumps(letter))

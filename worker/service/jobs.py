@@ -151,7 +151,7 @@ def deliver(payload: dict[str, Any]) -> str:
         recheck_delivery(client, payload["delivery"], payload, (ttl if ttl > 0 else 1) + 1)
         return "in flight"
     except DeliveryError as exc:
-        deliver_.record_failure(client, name, str(exc))
+        deliver_.record_failure(client, name, str(exc), secrets=dest.secrets)
         if retries_left() > 0:
             log.warning("%s (will retry)", exc, extra={"destination": name})
             raise

@@ -7,6 +7,7 @@ from typing import Any
 
 from worker.core import keys
 from worker.core.metrics import HEARTBEAT_MAX_AGE, heartbeats, read, read_last_day, summary
+from worker.core.redact import redact_data
 from worker.deliver.send import health as destination_health
 from worker.poll import seen
 from worker.poll.fulltext import backed_off_hosts
@@ -133,7 +134,7 @@ def collect(app: App) -> dict[str, Any]:
     day = read_last_day(client, "matches")
     ranked = sorted(day.items(), key=lambda kv: (-kv[1], kv[0]))
     rules = [{"watchlist": w, "rule": r, "matches": n} for (w, r), n in ranked]
-    return {
+    figures = {
         "config_version": config.version,
         "live_version": (client.get(keys.CONFIG_VERSION) or b"").decode() or None,
         "config_reload_errors": sum(read(client, "config_reload_errors").values()),
@@ -156,6 +157,8 @@ def collect(app: App) -> dict[str, Any]:
         "dead_letters": client.llen(keys.DEAD_LETTERS),
         "article_hosts_backed_off": backed_off_hosts(client),
     }
+    # Errors were masked when written; mask again in case an older version wrote them.
+    return dict(redact_data(figures, config.secrets()))
 
 
 def render_stats(data: dict[str, Any]) -> str:
