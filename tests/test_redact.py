@@ -19,6 +19,7 @@ from worker.core.logs import redactor, setup_logging
 from worker.core.redact import redact_text, url_secrets
 from worker.deliver import send as deliver_mod
 from worker.errors import DeliveryError
+from worker.model import Delivery
 from worker.service.stats import collect, render_stats
 
 SECRET = "tok3n S3CRET/4f9a+2b"
@@ -81,7 +82,9 @@ def test_destination_health_dead_letters_and_stats_are_masked(app, redis_client)
     deliver_mod.record_failure(
         redis_client, "hook", reason, secrets=config.destinations["hook"].secrets
     )
-    deliver_mod.dead_letter(redis_client, config, payload(1, "hook"), reason, notify=False)
+    deliver_mod.dead_letter(
+        redis_client, config, Delivery.from_dict(payload(1, "hook")), reason, notify=False
+    )
     written = [
         json.dumps({k.decode(): v.decode() for k, v in redis_client.hgetall(key).items()})
         if redis_client.type(key) == b"hash"

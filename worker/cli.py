@@ -252,7 +252,7 @@ def try_(ctx: click.Context, sources: tuple[str, ...], as_json: bool) -> None:
         out.write(
             f"● {match.watchlist} / {match.rule}: {item.title}\n  {item.link}  ({item.feed})\n"
         )
-        alert = Alert(match.watchlist, match.watchlist, match.rule, item, match.highlights)
+        alert = Alert(match.watchlist, match.watchlist, (match.rule,), item, match.highlights)
         for field, text in snippets(alert, "text"):
             out.write(f"    {field}: {text}\n")
     if not as_json:

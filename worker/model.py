@@ -1,4 +1,4 @@
-"""The values that flow through newsalert: Item → Match → Alert. No I/O here.
+"""The values that flow through newsalert: Item → Match → Alert → Delivery. No I/O here.
 
 Every value converts to and from a JSON-able dict, because that is what
 travels through Redis and RQ.
@@ -79,11 +79,11 @@ class Match:
 
 @dataclass(frozen=True, slots=True)
 class Alert:
-    """A match on its way to one destination."""
+    """The rules of one watchlist that fired on an item, on their way to a destination."""
 
     watchlist: str
     watchlist_name: str
-    rule: str
+    rules: tuple[str, ...]
     item: Item
     highlights: tuple[Highlight, ...] = ()
     also_in: tuple[str, ...] = field(default=())
@@ -92,7 +92,7 @@ class Alert:
         return {
             "watchlist": self.watchlist,
             "watchlist_name": self.watchlist_name,
-            "rule": self.rule,
+            "rules": list(self.rules),
             "item": self.item.to_dict(),
             "highlights": [h.to_dict() for h in self.highlights],
             "also_in": list(self.also_in),
@@ -100,11 +100,46 @@ class Alert:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Alert:
+        """Read ``to_dict``'s form, or the older one with ``rule``: the ids joined by ", "."""
+        rules = data["rules"] if "rules" in data else str(data["rule"]).split(", ")
         return cls(
             watchlist=data["watchlist"],
             watchlist_name=data.get("watchlist_name", data["watchlist"]),
-            rule=data["rule"],
+            rules=tuple(rules),
             item=Item.from_dict(data["item"]),
             highlights=tuple(Highlight.from_dict(h) for h in data.get("highlights", ())),
             also_in=tuple(data.get("also_in", ())),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One alert for one destination: a delivery job's payload, an outbox entry, a dead letter.
+
+    ``id`` is deterministic (``worker.core.keys.delivery_id``) and names the delivery
+    in the exactly-once ledger. The dict form keeps the key ``delivery`` for the id, as
+    payloads queued in Redis by earlier versions have it; dead letters add ``reason``
+    and ``failed_at`` to it, which ``from_dict`` ignores.
+    """
+
+    id: str
+    destination: str
+    alert: Alert
+    urgent: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "delivery": self.id,
+            "destination": self.destination,
+            "alert": self.alert.to_dict(),
+            "urgent": self.urgent,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Delivery:
+        return cls(
+            id=data["delivery"],
+            destination=data["destination"],
+            alert=Alert.from_dict(data["alert"]),
+            urgent=bool(data.get("urgent")),
         )

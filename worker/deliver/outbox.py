@@ -69,7 +69,7 @@ from worker.deliver.send import (
     send,
 )
 from worker.errors import DeliveryError
-from worker.model import Alert
+from worker.model import Alert, Delivery
 
 __all__ = ["add", "flush", "flush_due", "plan", "schedule_flush", "uses_outbox"]
 
@@ -105,11 +105,11 @@ return names
 """
 
 
-def add(client: redis.Redis, destination: str, payload: dict[str, Any], now: float) -> bool:
+def add(client: redis.Redis, destination: str, job: Delivery, now: float) -> bool:
     """Put a delivery in the destination's outbox unless it is already waiting; return whether added."""
     with client.pipeline() as pipe:
-        pipe.zadd(keys.outbox(destination), {payload["delivery"]: now}, nx=True)
-        pipe.hsetnx(keys.outbox_payloads(destination), payload["delivery"], json.dumps(payload))
+        pipe.zadd(keys.outbox(destination), {job.id: now}, nx=True)
+        pipe.hsetnx(keys.outbox_payloads(destination), job.id, json.dumps(job.to_dict()))
         added = pipe.execute()[0]
     return bool(added)
 
@@ -140,7 +140,9 @@ def _load(client: redis.Redis, destination: str) -> list[Entry]:
         if body is None:  # payload lost (should not happen): nothing to send
             client.zrem(keys.outbox(destination), delivery)
             continue
-        entries.append(Entry(delivery.decode(), float(arrived), json.loads(body)))
+        entries.append(
+            Entry(delivery.decode(), float(arrived), Delivery.from_dict(json.loads(body)))
+        )
     return entries
 
 
@@ -181,7 +183,7 @@ class _Flush:
     def cancel_orphans(self, entries: list[Entry]) -> list[Entry]:
         """Drop (and log) waiting alerts whose watchlist was removed from the config."""
         live = {w.id for w in self.config.watchlists}
-        orphans = [e for e in entries if e.payload["alert"]["watchlist"] not in live]
+        orphans = [e for e in entries if e.payload.alert.watchlist not in live]
         if orphans:
             with self.client.pipeline() as pipe:
                 _forget(pipe, self.dest.name, [e.delivery for e in orphans])
@@ -190,8 +192,8 @@ class _Flush:
             for e in orphans:
                 log.info(
                     "watchlist %s was removed: alert cancelled: %s",
-                    e.payload["alert"]["watchlist"],
-                    e.payload["alert"]["item"]["title"][:80],
+                    e.payload.alert.watchlist,
+                    e.payload.alert.item.title[:80],
                     extra={"destination": self.dest.name},
                 )
         gone = {e.delivery for e in orphans}
@@ -251,7 +253,7 @@ class _Flush:
         if not claimed:
             return True
         fmt = self.dest.format or default_format(self.dest.url)
-        alerts = [with_also_in(self.client, Alert.from_dict(e.payload["alert"])) for e in claimed]
+        alerts = [with_also_in(self.client, e.payload.alert) for e in claimed]
         digest = p.digest_reason is not None and (
             len(claimed) > 1 or p.digest_reason.endswith("digest")
         )

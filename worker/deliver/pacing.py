@@ -9,10 +9,10 @@ as one digest of at most ``DIGEST_MAX``; otherwise the oldest goes alone.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from worker.config import Destination
 from worker.config.schedule import QuietHours, parse_digest, parse_quiet_hours, release_time
+from worker.model import Delivery
 
 #: Most alerts listed in one digest message (chat services cap message size).
 DIGEST_MAX = 50
@@ -24,11 +24,11 @@ class Entry:
 
     delivery: str
     arrived: float
-    payload: dict[str, Any]
+    payload: Delivery
 
     @property
     def urgent(self) -> bool:
-        return bool(self.payload.get("urgent"))
+        return self.payload.urgent
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ from worker.core import keys
 from worker.core.metrics import incr
 from worker.core.redact import redact_text
 from worker.errors import DeliveryError
+from worker.model import Delivery
 
 log = logging.getLogger("newsalert.deliver")
 
@@ -268,7 +269,7 @@ def health(client: redis.Redis, name: str) -> dict[str, Any]:
 def dead_letter(
     client: redis.Redis,
     config: Config,
-    payload: dict[str, Any],
+    job: Delivery,
     reason: str,
     now: float | None = None,
     notify: bool = True,
@@ -276,48 +277,48 @@ def dead_letter(
     """Keep a delivery that failed for good, with its reason, and tell ``on_failure``."""
     failed_at = now or time.time()
     reason = redact_text(reason, config.secrets())
-    letter = {**payload, "reason": reason, "failed_at": failed_at}
+    letter = {**job.to_dict(), "reason": reason, "failed_at": failed_at}
     with client.pipeline() as pipe:
         pipe.lpush(keys.DEAD_LETTERS, json.dumps(letter))
         pipe.ltrim(keys.DEAD_LETTERS, 0, keys.DEAD_LETTERS_MAX - 1)
-        incr(pipe, "deliveries", payload["destination"], "dead")
+        incr(pipe, "deliveries", job.destination, "dead")
         pipe.execute()
     log.error(
         "%s: gave up, alert kept as a dead letter",
         reason,
-        extra={"destination": payload["destination"]},
+        extra={"destination": job.destination},
     )
     if notify:
-        notify_failure(client, config, payload, reason, failed_at)
+        notify_failure(client, config, job, reason, failed_at)
 
 
 def notify_failure(
     client: redis.Redis,
     config: Config,
-    payload: dict[str, Any],
+    job: Delivery,
     reason: str,
     failed_at: float,
     count: int = 1,
 ) -> None:
     """Send a short notice of dead letters to the destination's ``on_failure``, at most once.
 
-    ``payload`` is the (first) dead letter; ``count`` how many failed with it,
+    ``job`` is the (first) dead letter; ``count`` how many failed with it,
     so a digest that failed for good makes one notice, not one per alert.
     """
-    source = config.destinations.get(payload["destination"])
+    source = config.destinations.get(job.destination)
     target = config.destinations.get(source.on_failure) if source and source.on_failure else None
     if source is None or target is None or target.name == source.name:
         return
     # Only our own names go into the notice: feed text could ping or inject markup.
-    watchlist = str((payload.get("alert") or {}).get("watchlist", "?"))
+    watchlist = job.alert.watchlist
     title = f"newsalert: delivery to {source.name} failed"
     what = f"1 alert of watchlist {watchlist}" if count == 1 else f"{count} alerts"
     body = (
         f"{what} could not be delivered to {source.name}; kept in the dead-letter list "
-        f"(first delivery id {payload['delivery']}).\nReason: {reason}\n"
+        f"(first delivery id {job.id}).\nReason: {reason}\n"
         f"Re-send with: newsalert replay --destination {source.name}"
     )
-    notice = keys.notice_id(payload["delivery"], failed_at)
+    notice = keys.notice_id(job.id, failed_at)
     try:
         deliver_once(client, notice, target, title, body, "text")
     except DeliveryError as exc:

@@ -19,7 +19,7 @@ from worker.deliver import send as deliver_
 from worker.deliver.render import excerpt_article, render
 from worker.deliver.send import default_format, deliver_once
 from worker.errors import DeliveryError
-from worker.model import Alert, Item, Match
+from worker.model import Alert, Delivery, Item, Match
 from worker.service.app import current_app
 from worker.service.queue import enqueue_delivery, enqueue_flush, recheck_delivery, retries_left
 
@@ -38,7 +38,7 @@ def _alerts(item: Item, matches: list[Match], names: dict[str, str]) -> list[Ale
             Alert(
                 watchlist=wid,
                 watchlist_name=names.get(wid, wid),
-                rule=", ".join(m.rule for m in ms),
+                rules=tuple(m.rule for m in ms),
                 item=item,
                 highlights=highlights,
             )
@@ -76,23 +76,22 @@ def match_batch(item_ids: list[str], version: str) -> dict[str, int]:
             story = item.story or item.id
             client.sadd(keys.story_feeds(story), item.feed)
             client.expire(keys.story_feeds(story), keys.STORY_FEEDS_TTL)
-            for rule in alert.rule.split(", "):
+            for rule in alert.rules:
                 incr(client, "matches", alert.watchlist, rule)
                 incr_hourly(client, "matches", alert.watchlist, rule)
             for dest in wl.notify if wl else ():
-                delivery = keys.delivery_id(alert.watchlist, story, dest)
-                payload = {
-                    "delivery": delivery,
-                    "destination": dest,
-                    "alert": alert.to_dict(),
-                    "urgent": bool(wl and wl.urgent),
-                }
-                if enqueue_delivery(client, delivery, payload):
+                job = Delivery(
+                    id=keys.delivery_id(alert.watchlist, story, dest),
+                    destination=dest,
+                    alert=alert,
+                    urgent=bool(wl and wl.urgent),
+                )
+                if enqueue_delivery(client, job.id, job.to_dict()):
                     counts["queued"] += 1
             log.info(
                 "match: watchlist %s rule %s on %r (%s)",
                 alert.watchlist,
-                alert.rule,
+                ", ".join(alert.rules),
                 item.title[:80],
                 item.feed,
                 extra={"watchlist": alert.watchlist, "feed": item.feed},
@@ -105,57 +104,62 @@ def match_batch(item_ids: list[str], version: str) -> dict[str, int]:
     return counts
 
 
-def dead_letter(payload: dict[str, Any], reason: str) -> None:
+def dead_letter(job: Delivery, reason: str) -> None:
     """Keep a delivery that failed for good, with its reason, for ``newsalert replay``."""
     app = current_app()
-    deliver_.dead_letter(app.redis, app.config(), payload, reason)
+    deliver_.dead_letter(app.redis, app.config(), job, reason)
 
 
 def deliver(payload: dict[str, Any]) -> str:
-    """Send one alert to one destination at most once, directly or through its outbox."""
+    """Send one alert to one destination at most once, directly or through its outbox.
+
+    ``payload`` is ``Delivery.to_dict()`` (a JSON-able job argument); payloads queued
+    by older versions, with ``rule`` instead of ``rules``, are read too.
+    """
     app = current_app()
     client = app.redis
     config = app.config()
-    name = payload["destination"]
+    job = Delivery.from_dict(payload)
+    name = job.destination
     dest = config.destinations.get(name)
     if dest is None:
-        dead_letter(payload, f"destination {name} is no longer configured")
+        dead_letter(job, f"destination {name} is no longer configured")
         return "dead"
-    watchlist = payload["alert"]["watchlist"]
+    watchlist = job.alert.watchlist
     if config.watchlist(watchlist) is None:
         incr(client, "deliveries", name, "cancelled")
         log.info(
             "watchlist %s was removed: alert cancelled: %s",
             watchlist,
-            payload["alert"]["item"]["title"][:80],
+            job.alert.item.title[:80],
             extra={"destination": name, "watchlist": watchlist},
         )
         return "cancelled"
     if outbox.uses_outbox(dest):
-        if deliver_.was_sent(client, payload["delivery"]):
+        if deliver_.was_sent(client, job.id):
             incr(client, "deliveries", name, "duplicate")
             return "duplicate"
-        outbox.add(client, name, payload, time.time())
+        outbox.add(client, name, job, time.time())
         incr(client, "deliveries", name, "queued")
         outbox.flush(client, config, name, enqueue_flush=enqueue_flush)
         return "queued"
-    alert = outbox.with_also_in(client, Alert.from_dict(payload["alert"]))
+    alert = outbox.with_also_in(client, job.alert)
     fmt = dest.format or default_format(dest.url)
     title, body = render(alert, fmt, dest.template)
     try:
-        sent = deliver_once(client, payload["delivery"], dest, title, body, fmt)
+        sent = deliver_once(client, job.id, dest, title, body, fmt)
     except deliver_.InFlight:
         # Another worker holds the claim. If it dies mid-send the claim expires after
         # CLAIM_TTL: look again then, without spending this job's retries on waiting.
-        ttl = client.ttl(keys.ledger(payload["delivery"]))
-        recheck_delivery(client, payload["delivery"], payload, (ttl if ttl > 0 else 1) + 1)
+        ttl = client.ttl(keys.ledger(job.id))
+        recheck_delivery(client, job.id, job.to_dict(), (ttl if ttl > 0 else 1) + 1)
         return "in flight"
     except DeliveryError as exc:
         deliver_.record_failure(client, name, str(exc), secrets=dest.secrets)
         if retries_left() > 0:
             log.warning("%s (will retry)", exc, extra={"destination": name})
             raise
-        dead_letter(payload, str(exc))
+        dead_letter(job, str(exc))
         return "dead"
     if sent:
         deliver_.record_ok(client, name)
