@@ -334,3 +334,15 @@ def test_error_backoff_doubles_up_to_six_hours_and_stops_there(server, redis_cli
     assert 540 <= waits[0] <= 660 and 1080 <= waits[1] <= 1320
     assert all(w <= 6 * 3600 for w in waits), waits
     assert waits[6:] == [6 * 3600.0] * 6, waits
+
+
+def test_a_poll_keeps_feed_state_fields_it_does_not_know(server, redis_client):
+    """Another version's fields (adaptive intervals, WebSub…) survive this version's polls."""
+    server.answers["/f.xml"] = Answer(rss(items("a", 2)))
+    redis_client.hset(keys.feed_state("f"), "websub_hub", "https://hub.example.com/")
+    poll(redis_client, local_feed("f", server.url("/f.xml")))
+    server.answers["/f.xml"] = Answer(b"oops", status=500)
+    poll(redis_client, local_feed("f", server.url("/f.xml")))
+    st = state(redis_client, "f")
+    assert st["websub_hub"] == "https://hub.example.com/"
+    assert st["primed"] == "1" and st["last_reason"] == "http" and st["failures"] == "1"

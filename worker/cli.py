@@ -18,7 +18,7 @@ import click
 
 from worker.core import keys
 from worker.core.logs import progress, setup_logging
-from worker.errors import ConfigError, FeedError, NewsAlertError, RedisUnavailable
+from worker.errors import ConfigError, FailureReason, FeedError, NewsAlertError, RedisUnavailable
 from worker.model import Item
 from worker.service.app import App, default_config_dir
 
@@ -194,7 +194,7 @@ def _load_items(app: App, source: str) -> list[Item]:
     if path.is_file():
         return parse_feed(path.read_bytes(), feed_id=path.stem, url=path.resolve().as_uri()).items
     if "://" not in source:
-        raise FeedError(f"{source}: no such file, and not a URL", reason="scheme")
+        raise FeedError(f"{source}: no such file, and not a URL", reason=FailureReason.SCHEME)
     from worker.poll.fetch import FetchLimits, fetch_once
 
     config = app.config()

@@ -48,7 +48,7 @@ import brotli
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
-from worker.errors import FeedError
+from worker.errors import FailureReason, FeedError
 
 __all__ = ["FetchHTTPError", "FetchLimits", "FetchResult", "Fetcher", "fetch_once"]
 
@@ -102,7 +102,7 @@ class FetchHTTPError(FeedError):
     """Raised when the server answers 4xx/5xx; ``retry_after`` is in seconds or None."""
 
     def __init__(
-        self, message: str, *, reason: str, status: int, retry_after: float | None
+        self, message: str, *, reason: FailureReason, status: int, retry_after: float | None
     ) -> None:
         super().__init__(message, reason=reason, status=status)
         self.retry_after = retry_after
@@ -172,12 +172,16 @@ class _Decoder:
         elif encoding == "br":
             self._brotli = brotli.Decompressor()
         elif encoding not in ("", "identity"):
-            raise FeedError(f"unsupported Content-Encoding {encoding!r}", reason="decode")
+            raise FeedError(
+                f"unsupported Content-Encoding {encoding!r}", reason=FailureReason.DECODE
+            )
 
     def _add(self, out: bytes) -> None:
         self.size += len(out)
         if self.size > self.limit:
-            raise FeedError(f"body exceeds {self.limit} bytes after decoding", reason="too_large")
+            raise FeedError(
+                f"body exceeds {self.limit} bytes after decoding", reason=FailureReason.TOO_LARGE
+            )
         if out:
             self.parts.append(out)
 
@@ -198,7 +202,9 @@ class _Decoder:
             else:
                 self._add(data)
         except (zlib.error, brotli.error) as exc:
-            raise FeedError(f"corrupt {self.encoding} body: {exc}", reason="decode") from None
+            raise FeedError(
+                f"corrupt {self.encoding} body: {exc}", reason=FailureReason.DECODE
+            ) from None
 
     def finish(self) -> bytes:
         if self._zlib is not None:
@@ -274,7 +280,7 @@ class Fetcher:
             try:
                 return await self._follow(url, headers, started)
             except TimeoutError:
-                raise FeedError(f"{url}: timed out", reason="timeout") from None
+                raise FeedError(f"{url}: timed out", reason=FailureReason.TIMEOUT) from None
 
     async def _follow(self, url: str, headers: dict[str, str], started: float) -> FetchResult:
         """Fetch ``url`` following redirects by hand, checking every hop."""
@@ -286,7 +292,7 @@ class Fetcher:
         for _ in range(self.limits.max_redirects + 1):
             host = self._check_url(url)
             if url in visited:
-                raise FeedError(f"redirect loop at {url}", reason="redirects")
+                raise FeedError(f"redirect loop at {url}", reason=FailureReason.REDIRECTS)
             visited.add(url)
             sem = self._hosts.setdefault(host, asyncio.Semaphore(self.limits.per_host))
             waited = loop.time()
@@ -302,7 +308,9 @@ class Fetcher:
             else:
                 in_permanent_run = False
             url = location
-        raise FeedError(f"more than {self.limits.max_redirects} redirects", reason="redirects")
+        raise FeedError(
+            f"more than {self.limits.max_redirects} redirects", reason=FailureReason.REDIRECTS
+        )
 
     def _check_url(self, url: str) -> str:
         """Return the host:port key of ``url``; raise for bad schemes and refused IP literals."""
@@ -310,17 +318,21 @@ class Fetcher:
             parts = urlsplit(url)
             port = parts.port
         except ValueError as exc:
-            raise FeedError(f"invalid URL {url!r}: {exc}", reason="url") from None
+            raise FeedError(f"invalid URL {url!r}: {exc}", reason=FailureReason.URL) from None
         if parts.scheme.lower() not in ("http", "https"):
-            raise FeedError(f"refusing URL scheme {parts.scheme!r} in {url!r}", reason="scheme")
+            raise FeedError(
+                f"refusing URL scheme {parts.scheme!r} in {url!r}", reason=FailureReason.SCHEME
+            )
         if not parts.hostname:
-            raise FeedError(f"URL without host: {url!r}", reason="url")
+            raise FeedError(f"URL without host: {url!r}", reason=FailureReason.URL)
         try:
             ip = ipaddress.ip_address(parts.hostname)
         except ValueError:
             ip = None
         if ip is not None and not self._is_allowed(ip):
-            raise FeedError(f"refusing address {ip} in {url!r}", reason="private_address")
+            raise FeedError(
+                f"refusing address {ip} in {url!r}", reason=FailureReason.PRIVATE_ADDRESS
+            )
         return f"{parts.hostname}:{port or ''}"
 
     async def _request(
@@ -335,7 +347,7 @@ class Fetcher:
                 if status in _REDIRECTS and "location" in hdrs:
                     return status, urljoin(url, hdrs["location"].strip())
                 if status >= 300 and status != 304:
-                    reason = "gone" if status == 410 else "http"
+                    reason = FailureReason.GONE if status == 410 else FailureReason.HTTP
                     raise FetchHTTPError(
                         f"{url}: HTTP {status} {resp.reason or ''}".rstrip(),
                         reason=reason,
@@ -348,18 +360,28 @@ class Fetcher:
                 return FetchResult(status, str(resp.url), body, hdrs, *validators, None, elapsed)
         except aiohttp.ClientConnectorDNSError as exc:
             if isinstance(exc.os_error, _Refused):
-                raise FeedError(f"{url}: {exc.os_error}", reason="private_address") from None
-            raise FeedError(f"{url}: DNS lookup failed: {exc.os_error}", reason="dns") from None
+                raise FeedError(
+                    f"{url}: {exc.os_error}", reason=FailureReason.PRIVATE_ADDRESS
+                ) from None
+            raise FeedError(
+                f"{url}: DNS lookup failed: {exc.os_error}", reason=FailureReason.DNS
+            ) from None
         except aiohttp.ClientConnectorError as exc:
             if isinstance(exc.os_error, _Refused) or "refused address" in str(exc.os_error):
-                raise FeedError(f"{url}: {exc.os_error}", reason="private_address") from None
-            raise FeedError(f"{url}: cannot connect: {exc.os_error}", reason="connect") from None
+                raise FeedError(
+                    f"{url}: {exc.os_error}", reason=FailureReason.PRIVATE_ADDRESS
+                ) from None
+            raise FeedError(
+                f"{url}: cannot connect: {exc.os_error}", reason=FailureReason.CONNECT
+            ) from None
         except aiohttp.InvalidURL as exc:
-            raise FeedError(f"invalid URL {url!r}: {exc}", reason="url") from None
+            raise FeedError(f"invalid URL {url!r}: {exc}", reason=FailureReason.URL) from None
         except (aiohttp.ServerTimeoutError, aiohttp.ConnectionTimeoutError):
             raise TimeoutError from None
         except aiohttp.ClientError as exc:
-            raise FeedError(f"{url}: {type(exc).__name__}: {exc}", reason="connect") from None
+            raise FeedError(
+                f"{url}: {type(exc).__name__}: {exc}", reason=FailureReason.CONNECT
+            ) from None
 
     async def _read(self, resp: aiohttp.ClientResponse, hdrs: dict[str, str]) -> bytes:
         """Read and decode the body within ``max_bytes``."""
@@ -367,7 +389,9 @@ class Fetcher:
         declared = hdrs.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             resp.close()
-            raise FeedError(f"Content-Length {declared} exceeds {limit} bytes", reason="too_large")
+            raise FeedError(
+                f"Content-Length {declared} exceeds {limit} bytes", reason=FailureReason.TOO_LARGE
+            )
         encoding = hdrs.get("content-encoding", "").strip().lower()
         decoder = _Decoder(encoding, limit)
         try:

@@ -51,7 +51,7 @@ from urllib.parse import urljoin
 
 import feedparser
 
-from worker.errors import FeedError
+from worker.errors import FailureReason, FeedError
 from worker.model import Item
 from worker.poll import dates, identity
 
@@ -181,7 +181,7 @@ def _strip_internal_subset(body: bytes, notes: list[str]) -> bytes:
     # Quote-aware first; a stray apostrophe in a DTD comment falls back to the first "]>".
     end = _SUBSET_END.match(body, bracket) or re.compile(rb"\]\s*>").search(body, bracket)
     if end is None:
-        raise FeedError("unterminated DOCTYPE internal subset", reason="parse")
+        raise FeedError("unterminated DOCTYPE internal subset", reason=FailureReason.PARSE)
     notes.append("DTD internal subset removed")
     return body[: doctype.start()] + body[end.end() :]
 
@@ -205,7 +205,9 @@ def parse_feed(
 ) -> ParsedFeed:
     """Parse a fetched feed into items; raise ``FeedError`` when nothing is parseable."""
     if len(body) > MAX_PARSE_BYTES:
-        raise FeedError(f"feed of {len(body)} bytes, over {MAX_PARSE_BYTES}", reason="too_large")
+        raise FeedError(
+            f"feed of {len(body)} bytes, over {MAX_PARSE_BYTES}", reason=FailureReason.TOO_LARGE
+        )
     hdrs = {k.lower(): v for k, v in (headers or {}).items()}
     head = body.lstrip(codecs.BOM_UTF8).lstrip()[:1]
     if head in (b"{", b"[") or ("json" in hdrs.get("content-type", "").lower() and head != b"<"):
@@ -223,7 +225,7 @@ def parse_feed(
     version = parsed.get("version") or ""
     if not entries and (parsed.get("bozo") or not version):
         why = "; ".join(notes) or "no feed elements"
-        raise FeedError(f"not a parseable feed ({why})", reason="parse")
+        raise FeedError(f"not a parseable feed ({why})", reason=FailureReason.PARSE)
     records = []
     for entry in entries:
         raw_link = entry.get("link") or ""
@@ -298,9 +300,11 @@ def _parse_json_feed(body: bytes, feed_id: str, url: str) -> ParsedFeed:
     try:
         doc = json.loads(body.decode("utf-8-sig", "replace"))
     except (ValueError, RecursionError) as exc:
-        raise FeedError(f"invalid JSON: {exc}", reason="parse") from None
+        raise FeedError(f"invalid JSON: {exc}", reason=FailureReason.PARSE) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
-        raise FeedError("JSON document is not a JSON Feed (no items list)", reason="parse")
+        raise FeedError(
+            "JSON document is not a JSON Feed (no items list)", reason=FailureReason.PARSE
+        )
     version = str(doc.get("version", ""))
     fmt = "json11" if version.rstrip("/").endswith("1.1") else "json10"
     warning = None if "jsonfeed.org" in version else f"unknown JSON Feed version {version!r}"

@@ -67,12 +67,13 @@ from worker.core import keys
 from worker.core.locks import hold
 from worker.core.metrics import heartbeat, incr
 from worker.core.retry import backoff
-from worker.errors import FeedError
+from worker.errors import FailureReason, FeedError
 from worker.model import Item
 from worker.poll import seen
 from worker.poll.fetch import Fetcher, FetchLimits, FetchResult
 from worker.poll.fulltext import Articles
 from worker.poll.parse_pool import ParsePool, pool_size
+from worker.poll.state import FeedState
 
 log = logging.getLogger("newsalert.poller")
 
@@ -128,10 +129,10 @@ def _newest(items: Sequence[Item], n: int) -> list[Item]:
     return [items[i] for i in order[:n]]
 
 
-def _hints(res: FetchResult, state: dict[bytes, bytes]) -> tuple[float, float]:
+def _hints(res: FetchResult, state: FeedState) -> tuple[float, float]:
     """Return (RSS ttl, Cache-Control max-age) in seconds, 0 when absent."""
     if res.status == 304:
-        ttl = float(state.get(b"ttl") or 0)
+        ttl = state.ttl
     else:
         m = _TTL.search(res.body)
         ttl = int(m.group(1)) * 60.0 if m else 0.0
@@ -185,15 +186,15 @@ class Poller:
             incr(self.redis, "batches")
         return len(items)
 
-    def _interval(self, feed: Feed, state: dict[bytes, bytes]) -> float:
+    def _interval(self, feed: Feed, state: FeedState) -> float:
         """Return the feed's interval now: the configured one, or what overflow made of it."""
-        if state.get(b"interval") and float(state.get(b"interval_config") or 0) == feed.interval:
-            return float(state[b"interval"])
+        if state.interval and state.interval_config == feed.interval:
+            return state.interval
         return feed.interval
 
-    def _record_failure(self, feed: Feed, state: dict[bytes, bytes], exc: FeedError) -> float:
+    def _record_failure(self, feed: Feed, state: FeedState, exc: FeedError) -> float:
         """Record a failed fetch; return the delay before the next try."""
-        failures = int(state.get(b"failures", 0)) + 1
+        failures = state.failures + 1
         mapping: dict[str, Any] = {
             "failures": failures,
             "last_error": str(exc)[:500],
@@ -202,7 +203,7 @@ class Poller:
         }
         if exc.status is not None:
             mapping["status"] = exc.status
-        if exc.reason == "gone":
+        if exc.reason is FailureReason.GONE:
             mapping["disabled"] = "410 Gone"
             log.error(
                 "feed %s: disabled: the server says it is gone (410)",
@@ -215,25 +216,23 @@ class Poller:
         if retry_after:  # after the jitter: the server said "not before"
             delay = max(delay, min(float(retry_after), MAX_RETRY_AFTER))
         mapping["poll_interval"] = delay
-        self.redis.hset(keys.feed_state(feed.id), mapping=mapping)
+        self.redis.hset(keys.feed_state(feed.id), mapping=FeedState.encode(mapping))
         return delay
 
     async def poll_feed(self, fetcher: Fetcher, feed: Feed) -> tuple[PollOutcome, float]:
         """Poll one feed; return what happened and the delay until it is due again."""
         out = PollOutcome(feed.id)
         state_key = keys.feed_state(feed.id)
-        state = self.redis.hgetall(state_key)
-        if state.get(b"disabled"):
-            out.error = "disabled: " + state[b"disabled"].decode()
+        state = FeedState.load(self.redis, feed.id)
+        if state.disabled:
+            out.error = "disabled: " + state.disabled
             return out, MAX_BACKOFF
         url = feed.url
-        if state.get(b"config_url", b"").decode() == feed.url and state.get(b"url"):
-            url = state[b"url"].decode()  # a permanent redirect moved it
+        if state.config_url == feed.url and state.url:
+            url = state.url  # a permanent redirect moved it
         try:
             res = await fetcher.fetch(
-                url,
-                etag=(state.get(b"etag") or b"").decode() or None,
-                last_modified=(state.get(b"last_modified") or b"").decode() or None,
+                url, etag=state.etag or None, last_modified=state.last_modified or None
             )
             out.status = res.status
             updates = {} if res.status == 304 else await self._take(feed, res, state, out, fetcher)
@@ -263,15 +262,14 @@ class Poller:
                 mapping[name] = value
         ttl, max_age = _hints(res, state)
         mapping["ttl"] = ttl
-        merged = {**state, **{k.encode(): str(v).encode() for k, v in updates.items()}}
-        interval = self._interval(feed, merged)
+        interval = self._interval(feed, replace(state, **updates))
         interval = max(interval, min(max(ttl, max_age), HINT_CAP))
         spread = random.uniform(1.0, 1.5) if out.first_poll else random.uniform(1.0, 1.1)
         delay = interval * spread
         mapping.update(poll_interval=interval, next_due=now + delay)
         with self.redis.pipeline(transaction=False) as pipe:
             incr(pipe, "fetches", feed.id, "not_modified" if res.status == 304 else "ok")
-            pipe.hset(state_key, mapping=mapping)
+            pipe.hset(state_key, mapping=FeedState.encode(mapping))
             pipe.hincrby(state_key, "items_new", out.new)
             if res.status == 304:
                 seen.expire(pipe, feed.id)
@@ -282,15 +280,15 @@ class Poller:
         self,
         feed: Feed,
         res: FetchResult,
-        state: dict[bytes, bytes],
+        state: FeedState,
         out: PollOutcome,
         fetcher: Fetcher | None = None,
     ) -> dict[str, Any]:
         """Find the new items of a fetched body, queue them, mark all seen; return state updates."""
         updates: dict[str, Any] = {}
         known = seen.load(self.redis, feed.id)
-        primed = bool(state.get(b"primed")) and known is not None
-        if state.get(b"primed") and known is None:
+        primed = state.primed and known is not None
+        if state.primed and known is None:
             log.warning(
                 "feed %s: its seen-set expired; existing items are marked seen again, not alerted",
                 feed.id,
@@ -298,8 +296,8 @@ class Poller:
             )
         known = known or {}
         if not primed:
-            updates.update(primed=1, primed_at=self.clock(), items_new=0)
-        by_link = state.get(b"identity") == b"link"
+            updates.update(primed=True, primed_at=self.clock(), items_new=0)
+        by_link = state.identity == "link"
         pre = seen.prescanned(feed.id, res.body)
         if pre is not None:
             ids, link_ids = pre
@@ -377,14 +375,14 @@ class Poller:
             pipe.execute()
 
     def _overflow(
-        self, feed: Feed, state: dict[bytes, bytes], updates: dict[str, Any], out: PollOutcome
+        self, feed: Feed, state: FeedState, updates: dict[str, Any], out: PollOutcome
     ) -> None:
         """React to a fetch in which every item is new: warn once, poll the feed faster."""
         out.overflow = True
         current = self._interval(feed, state)
         faster = max(min(MIN_INTERVAL, feed.interval), current / 2)
         updates.update(interval=faster, interval_config=feed.interval)
-        if not state.get(b"overflow_warned"):
+        if state.overflow_warned is None:
             updates["overflow_warned"] = self.clock()
             log.warning(
                 "feed %s: every item was new; items may have been missed between polls. "

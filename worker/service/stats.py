@@ -11,19 +11,9 @@ from worker.core.redact import redact_data
 from worker.deliver.send import health as destination_health
 from worker.poll import seen
 from worker.poll.fulltext import backed_off_hosts
+from worker.poll.state import FeedState
 from worker.service.app import App
 from worker.service.queue import depths
-
-
-def _decode(mapping: dict[bytes, bytes]) -> dict[str, str]:
-    return {k.decode(): v.decode(errors="replace") for k, v in mapping.items()}
-
-
-def _num(state: dict[str, str], name: str) -> float | None:
-    try:
-        return float(state[name])
-    except (KeyError, ValueError):
-        return None
 
 
 def feed_health(client: Any, feeds: Any, now: float | None = None) -> list[dict[str, Any]]:
@@ -31,28 +21,27 @@ def feed_health(client: Any, feeds: Any, now: float | None = None) -> list[dict[
     now = time.time() if now is None else now
     rows = []
     for feed in feeds:
-        state = _decode(client.hgetall(keys.feed_state(feed.id)))
-        primed_at, items_new = _num(state, "primed_at"), int(state.get("items_new", 0))
+        state = FeedState.load(client, feed.id)
         # Over less than a day the rate is extrapolated; an hour is the least we trust.
-        days = max((now - primed_at) / 86400, 1 / 24) if primed_at else None
-        interval = _num(state, "poll_interval") or feed.interval
-        last_ok = _num(state, "last_ok")
+        days = max((now - state.primed_at) / 86400, 1 / 24) if state.primed_at else None
+        interval = state.poll_interval or feed.interval
+        last_ok = state.last_ok
         rows.append(
             {
                 "id": feed.id,
-                "disabled": state.get("disabled"),
-                "failures": int(state.get("failures", 0)),
-                "status": state.get("status"),
+                "disabled": state.disabled or None,
+                "failures": state.failures,
+                "status": None if state.status is None else str(state.status),
                 "last_ok": last_ok,
-                "last_error": state.get("last_error"),
-                "last_reason": state.get("last_reason"),
-                "last_error_at": _num(state, "last_error_at"),
-                "items_new": items_new,
-                "items_per_day": round(items_new / days, 1) if days else None,
+                "last_error": state.last_error or None,
+                "last_reason": state.last_reason and state.last_reason.value,
+                "last_error_at": state.last_error_at,
+                "items_new": state.items_new,
+                "items_per_day": round(state.items_new / days, 1) if days else None,
                 "interval": interval,
                 "stale": last_ok is not None and now - last_ok > 3 * interval + 60,
-                "overflow": "overflow_warned" in state,
-                "identity": state.get("identity", "guid"),
+                "overflow": state.overflow_warned is not None,
+                "identity": state.identity,
                 # Entries, not items: an item with a GUID and a link is remembered by both.
                 "seen": client.strlen(keys.seen_packed(feed.id)) // seen.RECORD,
             }
