@@ -55,3 +55,25 @@ def test_an_old_form_job_queued_in_redis_is_delivered(
         assert "soldier 1 captured" in texts(receiver)[0]
     finally:
         uninstall()
+
+
+def test_the_config_holds_parsed_values(tmp_path) -> None:
+    from configs import NK_WATCHLIST, feeds_yaml, write_config
+
+    from worker.config import load_config
+    from worker.config.schedule import DigestSchedule, QuietHours
+    from worker.config.settings import Rate
+
+    root = write_config(
+        tmp_path / "config",
+        feeds=feeds_yaml({"world": "http://127.0.0.1:9/feed.xml"}),
+        destinations=(
+            "hook:\n  url: json://127.0.0.1:9/alerts\n  rate: 5/10s\n"
+            '  quiet_hours: "22:00-07:00 Europe/Kyiv"\n  digest: "daily 08:00 Europe/Kyiv"\n'
+        ),
+        watchlists={"nk": NK_WATCHLIST.format(notify="[hook]")},
+    )
+    dest = load_config(root, env={}).destinations["hook"]
+    assert dest.rate == Rate(messages=5, per=10.0)
+    assert isinstance(dest.quiet_hours, QuietHours) and isinstance(dest.digest, DigestSchedule)
+    assert dest.digest.label == "daily" and str(dest.quiet_hours.tz) == "Europe/Kyiv"

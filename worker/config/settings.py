@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
+from worker.config.schedule import DigestSchedule, QuietHours
 from worker.rules import RuleSpec
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -13,6 +15,13 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 RULE_ID = re.compile(r"[A-Za-z0-9_.-]+")
 FULLTEXT_MODES = ("auto", "always", "never")
 MESSAGE_FORMATS = ("markdown", "html", "text")
+
+
+class Rate(NamedTuple):
+    """A destination's ``rate``: at most ``messages`` per ``per`` seconds (both > 0)."""
+
+    messages: int
+    per: float
 
 
 @dataclass(frozen=True)
@@ -35,10 +44,10 @@ class Destination:
 
     name: str
     url: str = field(repr=False)
-    rate: tuple[int, float] | None = None  # (count, per seconds)
+    rate: Rate | None = None
     digest_after: int | None = None
-    quiet_hours: str | None = None
-    digest: str | None = None
+    quiet_hours: QuietHours | None = None
+    digest: DigestSchedule | None = None
     format: str | None = None
     tag: str | None = None
     template: str | None = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from worker.config import Destination
-from worker.config.schedule import QuietHours, parse_digest, parse_quiet_hours, release_time
+from worker.config.schedule import release_time
 from worker.model import Delivery
 
 #: Most alerts listed in one digest message (chat services cap message size).
@@ -47,8 +47,7 @@ def uses_outbox(dest: Destination) -> bool:
 
 def plan(dest: Destination, entries: list[Entry], now: float) -> Plan:
     """Decide which waiting entries go out now, alone or as one digest."""
-    quiet: QuietHours | None = parse_quiet_hours(dest.quiet_hours) if dest.quiet_hours else None
-    schedule = parse_digest(dest.digest) if dest.digest else None
+    quiet, schedule = dest.quiet_hours, dest.digest
     eligible: list[Entry] = []
     held: list[Entry] = []
     later: list[float] = []
