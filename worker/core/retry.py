@@ -3,6 +3,7 @@ retry intervals."""
 
 from __future__ import annotations
 
+import math
 import os
 import random
 
@@ -28,7 +29,7 @@ def backoff(base: float, failures: int, cap: float, jitter: float = 0.0) -> floa
     applies after the jitter: once the doubling is past it, the wait is exactly ``cap``.
     """
     doublings = min(max(failures - 1, 0), 62)  # 2**62 · base is past any cap; no float overflow
-    wait = base * 2**doublings
+    wait = math.ldexp(base, doublings)  # base · 2**doublings
     if jitter:
         wait *= random.uniform(1 - jitter, 1 + jitter)
     return min(wait, cap)

@@ -131,7 +131,7 @@ def schedule_flush(
 def _load(client: redis.Redis, destination: str) -> list[Entry]:
     ids: list[tuple[bytes, float]] = client.zrange(
         keys.outbox(destination), 0, LOAD_MAX - 1, withscores=True
-    )  # type: ignore[assignment]
+    )
     if not ids:
         return []
     raw = client.hmget(keys.outbox_payloads(destination), [d for d, _ in ids])

@@ -94,7 +94,8 @@ class InFlight(DeliveryError):
 FAILING_AFTER = 3
 
 
-@apprise_notify(on="console", name="newsalert terminal")
+# apprise's decorator is unannotated.
+@apprise_notify(on="console", name="newsalert terminal")  # type: ignore[untyped-decorator,no-untyped-call]
 def _console(
     body: str, title: str = "", notify_type: str = "info", *args: Any, **kwargs: Any
 ) -> bool:
@@ -173,7 +174,7 @@ def deliver_once(
 
 def was_sent(client: redis.Redis, delivery: str) -> bool:
     """Return whether the ledger records the delivery as sent."""
-    return client.get(keys.ledger(delivery)) == b"sent"
+    return bool(client.get(keys.ledger(delivery)) == b"sent")
 
 
 def claim_many(client: redis.Redis, deliveries: Sequence[str]) -> tuple[str, dict[str, str]]:

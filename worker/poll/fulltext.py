@@ -211,7 +211,8 @@ class Articles:
             cached = self.redis.get(keys.article(canonical))
             if cached is not None:
                 incr(self.redis, "articles", feed.id, "cached")
-                return cached.decode()
+                text: str = cached.decode()
+                return text
             if self.redis.exists(keys.host_backoff(origin_of(canonical))):
                 incr(self.redis, "articles", feed.id, "backed_off")
                 return ""
@@ -297,7 +298,7 @@ def backed_off_hosts(client: redis.Redis) -> list[dict[str, Any]]:
     now = time.time()
     client.zremrangebyscore(keys.HOSTS_BACKED_OFF, "-inf", now)
     rows = []
-    entries: list[tuple[bytes, float]] = client.zrange(  # type: ignore[assignment]
+    entries: list[tuple[bytes, float]] = client.zrange(
         keys.HOSTS_BACKED_OFF, 0, -1, withscores=True
     )
     for raw, until in entries:

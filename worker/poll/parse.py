@@ -289,7 +289,7 @@ def _epoch(entry: dict[str, Any]) -> float | None:
         return float(entry["epoch"]) if entry["epoch"] is not None else None
     for key in ("published_parsed", "updated_parsed"):
         try:  # a missing or unparseable date is None: TypeError
-            return float(calendar.timegm(dict.get(entry, key)))  # type: ignore[call-overload,arg-type]
+            return float(calendar.timegm(dict.get(entry, key)))  # type: ignore[arg-type]
         except (TypeError, ValueError, OverflowError):
             continue
     return None

@@ -76,7 +76,8 @@ class Robots:
         key = keys.robots(origin)
         raw = self.redis.get(key)
         if raw is not None:
-            return raw.decode("utf-8", errors="replace")
+            cached: str = raw.decode("utf-8", errors="replace")
+            return cached
         ttl = keys.ROBOTS_TTL
         try:
             res = await fetcher.fetch(origin + "/robots.txt")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from worker.rules.engine import ALL_FIELDS, Document, Rule, _scope_fields
+from worker.rules.engine import ALL_FIELDS, Document, Occ, Rule, _scope_fields
 from worker.rules.query import And, Near, Node, Not, Or, Scope
 
 __all__ = ["Explanation", "explain_rule", "render_explanation"]
@@ -26,7 +26,7 @@ class Explanation:
     rule: str = ""
 
 
-def _words(doc: Document, occs: list | None) -> list[str]:
+def _words(doc: Document, occs: list[Occ] | None) -> list[str]:
     if not occs:
         return []
     return list(dict.fromkeys(h.text for h in doc.highlights(occs)))

@@ -91,7 +91,7 @@ def serve(
 ) -> ThreadingHTTPServer:
     """Serve ``/metrics`` and ``/healthz`` on 0.0.0.0:``port`` from a daemon thread."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector)  # type: ignore[arg-type]
+    registry.register(collector)
     role_list = tuple(roles)
 
     class Handler(BaseHTTPRequestHandler):

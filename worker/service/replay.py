@@ -32,7 +32,7 @@ def replay_dead_letters(
         if cutoff and float(letter.get("failed_at", 0)) < cutoff:
             continue
         # LREM first: of two replays racing over one letter, only one queues it.
-        if not client.lrem(keys.DEAD_LETTERS, 1, raw):  # type: ignore[arg-type]
+        if not client.lrem(keys.DEAD_LETTERS, 1, raw):
             continue
         job = Delivery.from_dict(letter)  # without the letter's reason and failed_at
         client.hdel(keys.destination_health(job.destination), "retry_at")
