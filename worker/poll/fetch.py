@@ -358,22 +358,18 @@ class Fetcher:
                 validators = hdrs.get("etag"), hdrs.get("last-modified")
                 elapsed = time.monotonic() - started
                 return FetchResult(status, str(resp.url), body, hdrs, *validators, None, elapsed)
-        except aiohttp.ClientConnectorDNSError as exc:
-            if isinstance(exc.os_error, _Refused):
-                raise FeedError(
-                    f"{url}: {exc.os_error}", reason=FailureReason.PRIVATE_ADDRESS
-                ) from None
-            raise FeedError(
-                f"{url}: DNS lookup failed: {exc.os_error}", reason=FailureReason.DNS
-            ) from None
-        except aiohttp.ClientConnectorError as exc:
-            if isinstance(exc.os_error, _Refused) or "refused address" in str(exc.os_error):
-                raise FeedError(
-                    f"{url}: {exc.os_error}", reason=FailureReason.PRIVATE_ADDRESS
-                ) from None
-            raise FeedError(
-                f"{url}: cannot connect: {exc.os_error}", reason=FailureReason.CONNECT
-            ) from None
+        except aiohttp.ClientConnectorError as exc:  # ClientConnectorDNSError included
+            dns = isinstance(exc, aiohttp.ClientConnectorDNSError)
+            refused = not dns and "refused address" in str(exc.os_error)
+            if isinstance(exc.os_error, _Refused) or refused:
+                reason = FailureReason.PRIVATE_ADDRESS
+                raise FeedError(f"{url}: {exc.os_error}", reason=reason) from None
+            what, reason = (
+                ("DNS lookup failed", FailureReason.DNS)
+                if dns
+                else ("cannot connect", FailureReason.CONNECT)
+            )
+            raise FeedError(f"{url}: {what}: {exc.os_error}", reason=reason) from None
         except aiohttp.InvalidURL as exc:
             raise FeedError(f"invalid URL {url!r}: {exc}", reason=FailureReason.URL) from None
         except (aiohttp.ServerTimeoutError, aiohttp.ConnectionTimeoutError):
