@@ -62,7 +62,7 @@ def test_the_config_holds_parsed_values(tmp_path) -> None:
 
     from worker.config import load_config
     from worker.config.schedule import DigestSchedule, QuietHours
-    from worker.config.settings import Rate
+    from worker.config.settings import SendRate
 
     root = write_config(
         tmp_path / "config",
@@ -74,6 +74,6 @@ def test_the_config_holds_parsed_values(tmp_path) -> None:
         watchlists={"nk": NK_WATCHLIST.format(notify="[hook]")},
     )
     dest = load_config(root, env={}).destinations["hook"]
-    assert dest.rate == Rate(messages=5, per=10.0)
+    assert dest.rate == SendRate(messages=5, per=10.0)
     assert isinstance(dest.quiet_hours, QuietHours) and isinstance(dest.digest, DigestSchedule)
     assert dest.digest.label == "daily" and str(dest.quiet_hours.tz) == "Europe/Kyiv"

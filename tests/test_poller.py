@@ -23,7 +23,8 @@ from loopfeeds import Answer, FeedServer, local_feed
 
 from worker.config import Config, Feed
 from worker.core import keys
-from worker.poll.poller import MIN_INTERVAL, Poller
+from worker.poll.pacing import MIN_INTERVAL
+from worker.poll.poller import Poller
 from worker.service.queue import enqueue_match
 
 

@@ -58,20 +58,61 @@ def _fetch_settings(ld: Checker, path: Path, top: Map) -> dict[str, float]:
     return out
 
 
-def load_feeds(ld: Checker) -> tuple[tuple[Feed, ...], bool, dict[str, float]]:
+def _interval(value: Any) -> float | None:
+    return None if str(value).strip().lower() == "auto" else parse_duration(value)
+
+
+_SCHEDULE_KEYS = {
+    "interval": _interval,
+    "min_interval": parse_duration,
+    "max_interval": parse_duration,
+}
+
+
+def _schedule(ld: Checker, path: Path, node: Map, defaults: dict[str, Any]) -> dict[str, Any]:
+    """Return a feed's (or the defaults') interval settings: ``auto`` is None."""
+    out = {
+        key: ld.convert(path, node, key, read, defaults[key])
+        for key, read in _SCHEDULE_KEYS.items()
+    }
+    for key in _SCHEDULE_KEYS:
+        if out[key] is not None and out[key] < 1:
+            ld.error(path, ld.value_pos(node, key), f"{key} must be at least 1s")
+    if out["min_interval"] > out["max_interval"]:
+        ld.error(path, ld.value_pos(node, "min_interval"), "min_interval exceeds max_interval")
+    return out
+
+
+def _websub_callback(ld: Checker, path: Path, top: Map) -> str | None:
+    node = top.get("websub")
+    if node is None or ld.mapping(path, node, "websub", {"callback"}) is None:
+        return None
+    url = ld.convert(path, node, "callback", str, None)
+    if url is not None and not re.match(r"^https?://[^/\s]+", url):
+        ld.error(
+            path,
+            ld.value_pos(node, "callback"),
+            f"websub callback must be http(s)://…, not {url!r}",
+        )
+    return url.rstrip("/") if url else None
+
+
+def load_feeds(ld: Checker) -> tuple[tuple[Feed, ...], bool, dict[str, float], str | None]:
     path = ld.root / "feeds.yaml"
     doc = ld.load(path)
     if doc is None:
-        return (), False, {}
-    top = ld.mapping(
-        path, doc, "feeds.yaml", {"defaults", "allow_private_networks", "fetch", "feeds"}, {"feeds"}
-    )
+        return (), False, {}, None
+    allowed_top = {"defaults", "allow_private_networks", "fetch", "feeds", "websub"}
+    top = ld.mapping(path, doc, "feeds.yaml", allowed_top, {"feeds"})
     if top is None:
-        return (), False, {}
+        return (), False, {}, None
     fetch = _fetch_settings(ld, path, top)
+    callback = _websub_callback(ld, path, top)
     defaults = top.get("defaults") or Map()
-    ld.mapping(path, defaults, "defaults", {"interval", "backfill", *_FULLTEXT_KEYS})
-    d_interval = ld.convert(path, defaults, "interval", parse_duration, 300.0)
+    ld.mapping(path, defaults, "defaults", {*_SCHEDULE_KEYS, "backfill", *_FULLTEXT_KEYS})
+    d_schedule = _schedule(
+        ld, path, defaults, {"interval": None, "min_interval": 60.0, "max_interval": 1800.0}
+    )
     d_backfill = ld.convert(path, defaults, "backfill", positive_int, 0)
     d_fulltext = ld.convert(path, defaults, "fulltext", choice(FULLTEXT_MODES), "auto")
     d_min_words = ld.convert(path, defaults, "fulltext_min_words", positive_int, 120)
@@ -82,10 +123,10 @@ def load_feeds(ld: Checker) -> tuple[tuple[Feed, ...], bool, dict[str, float]]:
         entries = Seq()
     if not isinstance(entries, Seq):
         ld.error(path, ld.value_pos(top, "feeds"), "'feeds' must be a list")
-        return (), allow_private, fetch
+        return (), allow_private, fetch, callback
     feeds: list[Feed] = []
     seen: set[str] = set()
-    allowed = {"id", "url", "tags", "interval", "backfill", *_FULLTEXT_KEYS}
+    allowed = {"id", "url", "tags", *_SCHEDULE_KEYS, "backfill", *_FULLTEXT_KEYS}
     for node in entries:
         if ld.mapping(path, node, "feed", allowed, {"id", "url"}) is None:
             continue
@@ -101,15 +142,12 @@ def load_feeds(ld: Checker) -> tuple[tuple[Feed, ...], bool, dict[str, float]]:
         seen.add(fid)
         if not re.match(r"^https?://[^/\s]+", url):
             ld.error(path, ld.value_pos(node, "url"), f"feed url must be http(s)://…, not {url!r}")
-        interval = ld.convert(path, node, "interval", parse_duration, d_interval)
-        if interval < 1:
-            ld.error(path, ld.value_pos(node, "interval"), "interval must be at least 1s")
         feeds.append(
             Feed(
                 id=fid,
                 url=url,
                 tags=ld.strings(path, node, "tags"),
-                interval=interval,
+                **_schedule(ld, path, node, d_schedule),
                 backfill=ld.convert(path, node, "backfill", positive_int, d_backfill),
                 fulltext=ld.convert(path, node, "fulltext", choice(FULLTEXT_MODES), d_fulltext),
                 fulltext_min_words=ld.convert(
@@ -120,4 +158,4 @@ def load_feeds(ld: Checker) -> tuple[tuple[Feed, ...], bool, dict[str, float]]:
                 ),
             )
         )
-    return tuple(feeds), allow_private, fetch
+    return tuple(feeds), allow_private, fetch, callback

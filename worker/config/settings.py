@@ -17,7 +17,7 @@ FULLTEXT_MODES = ("auto", "always", "never")
 MESSAGE_FORMATS = ("markdown", "html", "text")
 
 
-class Rate(NamedTuple):
+class SendRate(NamedTuple):
     """A destination's ``rate``: at most ``messages`` per ``per`` seconds (both > 0)."""
 
     messages: int
@@ -31,7 +31,9 @@ class Feed:
     id: str
     url: str
     tags: tuple[str, ...] = ()
-    interval: float = 300.0
+    interval: float | None = None  # None: ``auto``, follow the feed's rate (worker.poll.cadence)
+    min_interval: float = 60.0  # bounds of an ``auto`` interval
+    max_interval: float = 1800.0
     backfill: int = 0
     fulltext: str = "auto"
     fulltext_min_words: int = 120  # ``auto`` fetches the article below this many words
@@ -44,7 +46,7 @@ class Destination:
 
     name: str
     url: str = field(repr=False)
-    rate: Rate | None = None
+    rate: SendRate | None = None
     digest_after: int | None = None
     quiet_hours: QuietHours | None = None
     digest: DigestSchedule | None = None
@@ -89,6 +91,8 @@ class Config:
     allow_private_networks: bool = False
     #: feeds.yaml ``fetch:`` overrides of ``worker.poll.fetch.FetchLimits`` fields.
     fetch: Mapping[str, float] = field(default_factory=dict)
+    #: feeds.yaml ``websub: {callback: …}``: public base URL; WebSub push is off when None.
+    websub_callback: str | None = None
 
     def feed(self, feed_id: str) -> Feed | None:
         return next((f for f in self.feeds if f.id == feed_id), None)

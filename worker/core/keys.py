@@ -195,3 +195,21 @@ def host_failures(origin: str) -> str:
 
 HOSTS_BACKED_OFF = f"{PREFIX}article:backoffs"
 """Sorted set of backed-off origins scored by when their back-off ends (for ``stats``)."""
+
+
+# -- WebSub push ---------------------------------------------------------------
+
+#: How many pushed bodies may wait for the poller; older ones are dropped (the safety-net
+#: poll still finds their items).
+WEBSUB_INBOX_MAX = 1000
+
+WEBSUB_FEEDS = f"{PREFIX}websub:feeds"
+"""Set of feed ids that have a WebSub subscription record."""
+
+WEBSUB_INBOX = f"{PREFIX}websub:inbox"
+"""List of JSON pushed bodies whose signature was good, oldest first, for the poller."""
+
+
+def websub(feed_id: str) -> str:
+    """Hash of a feed's WebSub subscription: hub, topic, secret, state, lease, last push."""
+    return f"{PREFIX}websub:{feed_id}"

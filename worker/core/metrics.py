@@ -48,6 +48,12 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "digests": ("Digest messages sent, by destination.", ("destination",)),
     "config_reload_errors": ("Config changes rejected as invalid.", ()),
+    "websub": (
+        "WebSub events by feed and outcome: requested (subscribe or renew sent), verified, "
+        "denied, unsubscribed, failed (a hub request), push (content taken), forged (bad "
+        "signature: dropped), unexpected (content for no live subscription).",
+        ("feed", "outcome"),
+    ),
 }
 
 #: How recent a heartbeat must be for /healthz.

@@ -18,9 +18,8 @@ Decisions and limits:
   name resolves to is checked by the connector's resolver (so the address
   connected to is the address checked: no DNS-rebinding window), IP-literal
   hosts are checked before connecting, and every socket is checked again
-  against the address it is about to connect to (aiohttp ``socket_factory``).
-  The policy is an ``is_allowed(ip)`` predicate,
-  injectable for tests. No proxy variables are read (``trust_env=False``).
+  against the address it is about to connect to (aiohttp ``socket_factory``). The policy is
+  an ``is_allowed(ip)`` predicate, injectable for tests. No proxy variables are read.
 - **Errors** are ``FeedError`` with ``reason`` one of ``scheme``, ``url``
   (malformed URL), ``private_address``, ``dns``, ``connect`` (also TLS and a
   connection broken mid-body), ``timeout``, ``too_large``, ``decode``
@@ -265,24 +264,28 @@ class Fetcher:
             self._session = None
 
     async def fetch(
-        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        form: dict[str, str] | None = None,
     ) -> FetchResult:
-        """Fetch ``url`` (conditionally when ``etag``/``last_modified`` are given)."""
+        """Fetch ``url`` (conditional with ``etag``/``last_modified``; ``form``: POST it instead)."""
         if self._session is None:
             raise RuntimeError("Fetcher used outside 'async with'")
-        headers = {}
-        if etag:
-            headers["If-None-Match"] = etag
-        if last_modified:
-            headers["If-Modified-Since"] = last_modified
+        conditions = {"If-None-Match": etag, "If-Modified-Since": last_modified}
+        headers = {k: v for k, v in conditions.items() if v}
         async with self._global:
             started = time.monotonic()
             try:
-                return await self._follow(url, headers, started)
+                return await self._follow(url, headers, started, form)
             except TimeoutError:
                 raise FeedError(f"{url}: timed out", reason=FailureReason.TIMEOUT) from None
 
-    async def _follow(self, url: str, headers: dict[str, str], started: float) -> FetchResult:
+    async def _follow(
+        self, url: str, headers: dict[str, str], started: float, form: dict[str, str] | None
+    ) -> FetchResult:
         """Fetch ``url`` following redirects by hand, checking every hop."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.limits.total_timeout
@@ -299,7 +302,7 @@ class Fetcher:
             async with sem:
                 deadline += loop.time() - waited  # queueing for a slot is not the server's fault
                 async with asyncio.timeout_at(deadline):
-                    result = await self._request(url, headers, started)
+                    result = await self._request(url, headers, started, form)
             if isinstance(result, FetchResult):
                 return FetchResult(**{**result.__dict__, "permanent_redirect": permanent})
             status, location = result
@@ -336,12 +339,13 @@ class Fetcher:
         return f"{parts.hostname}:{port or ''}"
 
     async def _request(
-        self, url: str, headers: dict[str, str], started: float
+        self, url: str, headers: dict[str, str], started: float, form: dict[str, str] | None
     ) -> FetchResult | tuple[int, str]:
         """Make one request; return the result, or (status, absolute Location) for a redirect."""
         assert self._session is not None
+        send = self._session.get if form is None else self._session.post  # a redirect re-posts
         try:
-            async with self._session.get(url, headers=headers, allow_redirects=False) as resp:
+            async with send(url, headers=headers, data=form, allow_redirects=False) as resp:
                 status = resp.status
                 hdrs = {k.lower(): v for k, v in resp.headers.items()}
                 if status in _REDIRECTS and "location" in hdrs:
@@ -404,13 +408,11 @@ def fetch_once(
     *,
     limits: FetchLimits = FetchLimits(),
     allow_private: bool = False,
-    etag: str | None = None,
-    last_modified: str | None = None,
 ) -> FetchResult:
     """Fetch one URL synchronously (for one-shot commands); raise ``FeedError`` on failure."""
 
     async def run() -> FetchResult:
         async with Fetcher(limits, allow_private) as fetcher:
-            return await fetcher.fetch(url, etag=etag, last_modified=last_modified)
+            return await fetcher.fetch(url)
 
     return asyncio.run(run())

@@ -22,10 +22,8 @@ Decisions:
   A primed feed whose seen-set has expired (no successful poll for
   ``SEEN_TTL``) is primed again the same way rather than flooding.
 - **Overflow**: when every item of a fetch of ``OVERFLOW_MIN`` or more is new,
-  the feed may have dropped items between polls. The poller warns once per
-  feed and halves that feed's interval, down to ``MIN_INTERVAL`` (or the
-  configured interval if that is shorter); the current interval is kept in
-  the feed's state and reset when the configured interval changes.
+  the feed may have dropped items between polls: warned once, polled faster
+  (``worker.poll.pacing.overflow``).
 - **GUID churn**: a feed that mints new GUIDs for old stories on every fetch
   would look like an overflow and re-alert everything. The seen-set also
   holds each item's link id, so when an all-new fetch is mostly links that
@@ -33,17 +31,14 @@ Decisions:
   (``identity: link`` in its state; logged once) and only unseen links are
   new. A feed whose GUIDs *and* links both churn cannot be told from a very
   busy feed: it is treated as an overflow (warned once, polled faster).
-- **Intervals** never go below the configured one except by overflow:
-  ``<ttl>`` and ``Cache-Control: max-age`` raise them (capped at
-  ``HINT_CAP``), jitter only adds 0-10%, and the first poll's follow-up is
-  spread over 1-1.5 intervals so feeds added together drift apart.
-  ``Retry-After`` on 429/503 is honoured exactly (up to ``MAX_RETRY_AFTER``);
-  other failures back off exponentially with ±10% jitter up to ``MAX_BACKOFF``
-  (``worker.core.retry.backoff``).
+- **Intervals** follow the feed's rate (``interval: auto``) or its fixed
+  ``interval:``; server hints, ``Retry-After`` and error back-off win over
+  both (``worker.poll.pacing``). Content a WebSub hub pushes goes through
+  the same ``_take`` as a fetched body (``take_pushed``), under the same lease.
 - **Health** per feed in its state hash: ``last_ok``, ``last_error``,
   ``last_reason``, ``last_error_at``, ``failures`` (consecutive), ``status``,
-  ``items_new`` since ``primed_at`` (items per day), ``poll_interval`` and
-  ``next_due``.
+  ``items_new`` since ``primed_at`` (items per day), the rate estimate
+  (``rate_*``), ``poll_interval``, ``next_due`` and ``last_push``.
 """
 
 from __future__ import annotations
@@ -53,11 +48,10 @@ import contextlib
 import json
 import logging
 import random
-import re
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import redis
@@ -65,27 +59,21 @@ import redis
 from worker.config import Config, Feed
 from worker.core import keys
 from worker.core.locks import hold
-from worker.core.metrics import heartbeat, incr
-from worker.core.retry import backoff
+from worker.core.metrics import heartbeat, incr, incr_hourly
 from worker.errors import FailureReason, FeedError
 from worker.model import Item
-from worker.poll import seen
+from worker.poll import pacing, seen, websub
 from worker.poll.fetch import Fetcher, FetchLimits, FetchResult
 from worker.poll.fulltext import Articles
 from worker.poll.parse_pool import ParsePool, pool_size
 from worker.poll.state import FeedState
+from worker.poll.subscriptions import Push
 
 log = logging.getLogger("newsalert.poller")
 
 BATCH_SIZE = 50
-MAX_BACKOFF = 6 * 3600.0
-MAX_RETRY_AFTER = 24 * 3600.0
-HINT_CAP = 3600.0
-MIN_INTERVAL = 30.0
 OVERFLOW_MIN = 5
 CHURN_SHARE = 0.8
-_TTL = re.compile(rb"<ttl>\s*(\d{1,7})\s*</ttl>")
-_MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)")
 
 
 #: Queue one match job for a batch of stored item ids under a config version (the service
@@ -107,6 +95,8 @@ class PollOutcome:
     parsed: bool = False
     overflow: bool = False
     churn: bool = False
+    pushed: bool = False  # content a WebSub hub pushed, not a fetch
+    times: list[float | None] = field(default_factory=list)  # of the new items (None: unknown)
 
 
 def summarise_first_polls(outcomes: Sequence[PollOutcome]) -> None:
@@ -127,17 +117,6 @@ def _newest(items: Sequence[Item], n: int) -> list[Item]:
         return []
     order = sorted(range(len(items)), key=lambda i: (-(items[i].published or 0), i))
     return [items[i] for i in order[:n]]
-
-
-def _hints(res: FetchResult, state: FeedState) -> tuple[float, float]:
-    """Return (RSS ttl, Cache-Control max-age) in seconds, 0 when absent."""
-    if res.status == 304:
-        ttl = state.ttl
-    else:
-        m = _TTL.search(res.body)
-        ttl = int(m.group(1)) * 60.0 if m else 0.0
-    m2 = _MAX_AGE.search(res.headers.get("cache-control", "").lower())
-    return ttl, float(m2.group(1)) if m2 else 0.0
 
 
 class Poller:
@@ -186,37 +165,24 @@ class Poller:
             incr(self.redis, "batches")
         return len(items)
 
-    def _interval(self, feed: Feed, state: FeedState) -> float:
-        """Return the feed's interval now: the configured one, or what overflow made of it."""
-        if state.interval and state.interval_config == feed.interval:
-            return state.interval
-        return feed.interval
+    def _pushed(self, feed: Feed) -> bool:
+        """Return whether a hub pushes this feed to us (then polling is only a safety net)."""
+        return bool(self.config.websub_callback) and websub.pushing(
+            self.redis, feed.id, self.clock()
+        )
 
     def _record_failure(self, feed: Feed, state: FeedState, exc: FeedError) -> float:
         """Record a failed fetch; return the delay before the next try."""
-        failures = state.failures + 1
-        mapping: dict[str, Any] = {
-            "failures": failures,
-            "last_error": str(exc)[:500],
-            "last_error_at": self.clock(),
-            "last_reason": exc.reason,
-        }
-        if exc.status is not None:
-            mapping["status"] = exc.status
+        now = self.clock()
+        mapping, delay = pacing.backoff(feed, state, exc, now, pushed=self._pushed(feed))
         if exc.reason is FailureReason.GONE:
-            mapping["disabled"] = "410 Gone"
             log.error(
                 "feed %s: disabled: the server says it is gone (410)",
                 feed.id,
                 extra={"feed": feed.id},
             )
-        base = self._interval(feed, state)
-        delay = backoff(base, failures, MAX_BACKOFF, jitter=0.1)
-        retry_after = getattr(exc, "retry_after", None)
-        if retry_after:  # after the jitter: the server said "not before"
-            delay = max(delay, min(float(retry_after), MAX_RETRY_AFTER))
-        mapping["poll_interval"] = delay
         self.redis.hset(keys.feed_state(feed.id), mapping=FeedState.encode(mapping))
+        incr_hourly(self.redis, "fetches", feed.id, exc.reason, now=now)
         return delay
 
     async def poll_feed(self, fetcher: Fetcher, feed: Feed) -> tuple[PollOutcome, float]:
@@ -226,7 +192,7 @@ class Poller:
         state = FeedState.load(self.redis, feed.id)
         if state.disabled:
             out.error = "disabled: " + state.disabled
-            return out, MAX_BACKOFF
+            return out, pacing.MAX_BACKOFF
         url = feed.url
         if state.config_url == feed.url and state.url:
             url = state.url  # a permanent redirect moved it
@@ -242,6 +208,7 @@ class Poller:
             log.warning("feed %s: %s", feed.id, exc, extra={"feed": feed.id, "reason": exc.reason})
             return out, self._record_failure(feed, state, exc)
         now = self.clock()
+        updates.update(pacing.observed(state, res, out.times, now, first=out.first_poll))
         mapping: dict[str, Any] = {
             "failures": 0,
             "last_ok": now,
@@ -260,15 +227,22 @@ class Poller:
         for name, value in (("etag", res.etag), ("last_modified", res.last_modified)):
             if value:
                 mapping[name] = value
-        ttl, max_age = _hints(res, state)
-        mapping["ttl"] = ttl
-        interval = self._interval(feed, replace(state, **updates))
-        interval = max(interval, min(max(ttl, max_age), HINT_CAP))
-        spread = random.uniform(1.0, 1.5) if out.first_poll else random.uniform(1.0, 1.1)
-        delay = interval * spread
-        mapping.update(poll_interval=interval, next_due=now + delay)
+        hub = websub.hub_of(res) if self.config.websub_callback else None
+        if hub:
+            websub.offer(self.redis, feed.id, *hub)
+        pace, delay = pacing.after_fetch(
+            feed,
+            replace(state, **updates),
+            res,
+            now,
+            first=out.first_poll,
+            pushed=self._pushed(feed),
+        )
+        mapping.update(pace)
+        outcome = "not_modified" if res.status == 304 else "ok"
         with self.redis.pipeline(transaction=False) as pipe:
-            incr(pipe, "fetches", feed.id, "not_modified" if res.status == 304 else "ok")
+            incr(pipe, "fetches", feed.id, outcome)
+            incr_hourly(pipe, "fetches", feed.id, outcome, now=now)
             pipe.hset(state_key, mapping=FeedState.encode(mapping))
             pipe.hincrby(state_key, "items_new", out.new)
             if res.status == 304:
@@ -328,7 +302,8 @@ class Poller:
                 replace(i, id=lk.hex()) if lk else i for i, lk in zip(items, link_ids, strict=False)
             ]
         new = [i for i in items if bytes.fromhex(i.id) not in known]
-        if primed and len(items) >= OVERFLOW_MIN and len(new) == len(items):
+        overflowing = len(items) >= OVERFLOW_MIN and len(new) == len(items)
+        if primed and overflowing and not out.pushed:  # a hub pushes only what is new
             linked = [(i, lk) for i, lk in zip(items, link_ids, strict=False) if lk]
             if not by_link and sum(lk in known for _, lk in linked) >= CHURN_SHARE * len(items):
                 out.churn = True
@@ -348,6 +323,7 @@ class Poller:
                 self._overflow(feed, state, updates, out)
         self._count(feed, primed, new=len(new), total=len(items), out=out)
         if primed:
+            out.times = [i.published for i in new]
             out.queued = await self._queue(new, fetcher)
         else:
             out.queued = await self._queue(_newest(new, feed.backfill), fetcher)
@@ -379,21 +355,7 @@ class Poller:
     ) -> None:
         """React to a fetch in which every item is new: warn once, poll the feed faster."""
         out.overflow = True
-        current = self._interval(feed, state)
-        faster = max(min(MIN_INTERVAL, feed.interval), current / 2)
-        updates.update(interval=faster, interval_config=feed.interval)
-        if state.overflow_warned is None:
-            updates["overflow_warned"] = self.clock()
-            log.warning(
-                "feed %s: every item was new; items may have been missed between polls. "
-                "Polling it every %.0fs instead of %.0fs",
-                feed.id,
-                faster,
-                current,
-                extra={"feed": feed.id},
-            )
-        else:
-            log.info("feed %s: every item new again; interval %.0fs", feed.id, faster)
+        updates.update(pacing.overflow(feed, state, self.clock()))
 
     async def poll_all(self, feeds: Sequence[Feed] | None = None) -> list[PollOutcome]:
         """Poll every feed once, now, whatever its schedule (``run --once``, ``poll --once``)."""
@@ -405,12 +367,16 @@ class Poller:
                 results = await asyncio.gather(*(self._leased(fetcher, f) for f in feeds))
         return [r for r in results if r is not None]
 
+    def _lease(self, feed_id: str) -> contextlib.AbstractContextManager[bool]:
+        """Hold a feed's lease for the block (``worker.core.locks``); yield whether we got it."""
+        return hold(self.redis, keys.lease(feed_id), self.lease_ttl)
+
     async def _leased(
         self, fetcher: Fetcher, feed: Feed, *, only_if_due: bool = False
     ) -> PollOutcome | None:
         """Poll a feed under its lease and reschedule it; None if another poller has it."""
-        with hold(self.redis, keys.lease(feed.id), self.lease_ttl) as ours:
-            if not ours:
+        with self._lease(feed.id) as got:
+            if not got:
                 return None
             if only_if_due:
                 # Another poller may have polled and rescheduled it since we read the schedule.
@@ -423,6 +389,26 @@ class Poller:
                 self._first_polls.append(out)
             return out
 
+    async def take_pushed(
+        self, fetcher: Fetcher, feed: Feed, body: bytes, headers: dict[str, str]
+    ) -> PollOutcome | None:
+        """Take content a hub pushed like a fetched body, under the lease; None if busy."""
+        with self._lease(feed.id) as got:
+            if not got:
+                return None
+            out = PollOutcome(feed.id, pushed=True, status=200)
+            state = FeedState.load(self.redis, feed.id)
+            res = FetchResult(200, feed.url, body, headers, None, None, None, 0.0)
+            updates = await self._take(feed, res, state, out, fetcher)
+            now = self.clock()
+            first = out.first_poll
+            updates.update(pacing.observed(state, res, out.times, now, first=first), last_push=now)
+            with self.redis.pipeline(transaction=False) as pipe:
+                pipe.hset(keys.feed_state(feed.id), mapping=FeedState.encode(updates))
+                pipe.hincrby(keys.feed_state(feed.id), "items_new", out.new)
+                pipe.execute()
+            return out
+
     def sync_schedule(self) -> None:
         """Add new feeds to the schedule (due soon, spread out) and drop removed ones."""
         ids = {f.id for f in self.config.feeds}
@@ -432,23 +418,26 @@ class Poller:
             self.redis.zrem(keys.SCHEDULE, *stale)
         now = self.clock()
         fresh = {
-            f.id: now + random.uniform(0, min(f.interval, 10.0))
+            f.id: now + random.uniform(0, min(f.interval or f.min_interval, 10.0))
             for f in self.config.feeds
             if f.id not in scheduled
         }
         if fresh:
             self.redis.zadd(keys.SCHEDULE, fresh, nx=True)
 
-    async def run(self, stop: asyncio.Event, *, max_in_flight: int = 100) -> None:
-        """Poll due feeds until ``stop`` is set."""
+    async def run(
+        self, stop: asyncio.Event, *, max_in_flight: int = 100, push_every: float = 5.0
+    ) -> None:
+        """Poll due feeds until ``stop`` is set; look after WebSub every ``push_every`` s."""
         self.sync_schedule()
         in_flight: set[asyncio.Task[PollOutcome | None]] = set()
         with self.pool:
             async with Fetcher(
                 self.limits, allow_private=self.config.allow_private_networks
             ) as fetcher:
-                beat = 0.0
+                beat, push = 0.0, Push(self, fetcher, every=push_every)
                 while not stop.is_set():
+                    push.tick()
                     if time.monotonic() - beat > 5:
                         heartbeat(self.redis, "poller", self.token)
                         beat = time.monotonic()
@@ -477,3 +466,4 @@ class Poller:
                         await asyncio.wait_for(stop.wait(), timeout=0.5)
                 if in_flight:
                     await asyncio.wait(in_flight, timeout=20)
+                await push.close()

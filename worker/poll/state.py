@@ -54,6 +54,11 @@ class FeedState:
     items_new: int = 0  # since primed_at
     identity: str = "guid"  # or "link", for feeds whose GUIDs churn
     overflow_warned: float | None = None
+    # -- pace (worker.poll.cadence, worker.poll.pacing)
+    rate_since: float | None = None  # the feed's item rate estimate: observed since…
+    rate_weight: float | None = None  # …its decayed weight…
+    rate_at: float | None = None  # …as of
+    last_push: float | None = None  # content a WebSub hub pushed
     #: Fields this version does not know, as read (another version's, or a newer one's).
     other: Mapping[str, str] = field(default_factory=dict)
 
@@ -105,6 +110,10 @@ _FLOATS = {
     "last_error_at",
     "primed_at",
     "overflow_warned",
+    "rate_since",
+    "rate_weight",
+    "rate_at",
+    "last_push",
 }
 
 

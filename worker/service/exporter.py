@@ -1,6 +1,8 @@
 """``/metrics`` (Prometheus) and ``/healthz`` over the counters in ``worker.core.metrics``.
 
-Only the process that serves them imports prometheus_client.
+The same port serves the WebSub callback (``/websub/…``, ``worker.poll.websub``):
+hubs reach the deployment where ``$PORT`` is routed. Only the process that
+serves them imports prometheus_client.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -18,6 +21,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from worker.core import keys
 from worker.core.metrics import COUNTERS, HEARTBEAT_MAX_AGE, LATENCY_BUCKETS, heartbeats, read
+from worker.poll import websub
+from worker.poll.cadence import Rate
+from worker.poll.state import FeedState
 
 log = logging.getLogger("newsalert.metrics")
 
@@ -50,6 +56,38 @@ class RedisCollector:
         info.add_metric([self.config_version()], 1)
         yield info
         yield self._latency()
+        yield from self._feeds()
+
+    def _feeds(self) -> Iterator[GaugeMetricFamily]:
+        """Yield each scheduled feed's interval and estimated rate, and its last push."""
+        ids = [m.decode() for m in self.client.zrange(keys.SCHEDULE, 0, -1)]
+        with self.client.pipeline(transaction=False) as pipe:
+            for fid in ids:
+                pipe.hgetall(keys.feed_state(fid))
+            states = pipe.execute()
+        now = time.time()
+        every = GaugeMetricFamily(
+            "newsalert_feed_interval_seconds", "Each feed's current poll interval.", labels=["feed"]
+        )
+        rate = GaugeMetricFamily(
+            "newsalert_feed_items_per_hour",
+            "Each feed's estimated new items per hour.",
+            labels=["feed"],
+        )
+        for fid, raw in zip(ids, states, strict=True):
+            state = FeedState.read(raw)
+            if state.poll_interval is not None:
+                every.add_metric([fid], state.poll_interval)
+            if state.rate_since is not None:
+                rate.add_metric([fid], Rate.from_state(state, now).per_hour(now))
+        pushed = GaugeMetricFamily(
+            "newsalert_websub_last_push_timestamp_seconds",
+            "When a WebSub hub last pushed each subscribed feed.",
+            labels=["feed", "state"],
+        )
+        for fid, sub in websub.records(self.client).items():
+            pushed.add_metric([fid, sub.get("state", "")], float(sub.get("last_push") or 0))
+        yield from (every, rate, pushed)
 
     def _latency(self) -> HistogramMetricFamily:
         raw = {
@@ -89,7 +127,7 @@ def serve(
     collector: RedisCollector,
     roles: Iterable[str] = ("poller", "worker"),
 ) -> ThreadingHTTPServer:
-    """Serve ``/metrics`` and ``/healthz`` on 0.0.0.0:``port`` from a daemon thread."""
+    """Serve ``/metrics``, ``/healthz`` and ``/websub/…`` on 0.0.0.0:``port`` from a daemon thread."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
     role_list = tuple(roles)
@@ -119,8 +157,30 @@ def serve(
                     self._answer(200, generate_latest(registry), "text/plain; version=0.0.4")
                 except redis.RedisError as exc:
                     self._answer(503, f"Redis unreachable: {exc}\n".encode(), "text/plain")
+            elif "/websub/" in path:
+                self._websub(b"")
             else:
                 self._answer(404, b"not found: try /metrics or /healthz\n", "text/plain")
+
+        def do_POST(self) -> None:
+            length = self.headers.get("Content-Length", "")
+            if "/websub/" not in self.path or not length.isdigit():
+                self._answer(404 if "/websub/" not in self.path else 411, b"", "text/plain")
+            elif int(length) > websub.MAX_PUSH:
+                self._answer(413, b"too large\n", "text/plain")
+            else:
+                self._websub(self.rfile.read(int(length)))
+
+        def _websub(self, body: bytes) -> None:
+            path, _, query = self.path.partition("?")
+            hdrs = {k.lower(): v for k, v in self.headers.items()}
+            try:
+                status, out = websub.answer(
+                    client, self.command, path, query, hdrs, body, time.time()
+                )
+            except redis.RedisError as exc:
+                status, out = 503, f"Redis unreachable: {exc}\n".encode()
+            self._answer(status, out, "text/plain")
 
     server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
     server.daemon_threads = True

@@ -9,22 +9,36 @@ from worker.core import keys
 from worker.core.metrics import HEARTBEAT_MAX_AGE, heartbeats, read, read_last_day, summary
 from worker.core.redact import redact_data
 from worker.deliver.send import health as destination_health
-from worker.poll import seen
+from worker.poll import seen, websub
+from worker.poll.cadence import Rate
 from worker.poll.fulltext import backed_off_hosts
 from worker.poll.state import FeedState
 from worker.service.app import App
 from worker.service.queue import depths
 
 
+def _cost(fetches: dict[tuple[str, ...], int], feed_id: str, hours: float) -> dict[str, Any]:
+    """Return a feed's fetches per hour over the last day and the share answered 304."""
+    mine = {labels[1]: n for labels, n in fetches.items() if labels[0] == feed_id}
+    total = sum(mine.values())
+    return {
+        "fetches_per_hour": round(total / hours, 1),
+        "not_modified_share": round(mine.get("not_modified", 0) / total, 3) if total else None,
+    }
+
+
 def feed_health(client: Any, feeds: Any, now: float | None = None) -> list[dict[str, Any]]:
-    """Return each feed's health from Redis, the most trouble first."""
+    """Return each feed's health, schedule cost and push state from Redis, the most trouble first."""
     now = time.time() if now is None else now
+    fetches = read_last_day(client, "fetches", now)
+    pushes = websub.records(client)
     rows = []
     for feed in feeds:
         state = FeedState.load(client, feed.id)
         # Over less than a day the rate is extrapolated; an hour is the least we trust.
         days = max((now - state.primed_at) / 86400, 1 / 24) if state.primed_at else None
-        interval = state.poll_interval or feed.interval
+        interval = state.poll_interval or feed.interval or feed.max_interval
+        per_hour = None if state.rate_since is None else Rate.from_state(state, now).per_hour(now)
         last_ok = state.last_ok
         rows.append(
             {
@@ -39,6 +53,10 @@ def feed_health(client: Any, feeds: Any, now: float | None = None) -> list[dict[
                 "items_new": state.items_new,
                 "items_per_day": round(state.items_new / days, 1) if days else None,
                 "interval": interval,
+                "auto": feed.interval is None,
+                "items_per_hour": None if per_hour is None else round(per_hour, 2),
+                **_cost(fetches, feed.id, min(days * 24, 24.0) if days else 1.0),
+                "websub": websub.describe(pushes[feed.id]) if feed.id in pushes else None,
                 "stale": last_ok is not None and now - last_ok > 3 * interval + 60,
                 "overflow": state.overflow_warned is not None,
                 "identity": state.identity,
@@ -70,7 +88,8 @@ def _ago(now: float, t: float | None) -> str:
 
 def render_feeds(feeds: list[dict[str, Any]], now: float) -> list[str]:
     """Return the feeds table as aligned text lines."""
-    head = ("feed", "state", "fails", "http", "last ok", "every", "new/day", "seen", "last error")
+    names = "feed state fails http last_ok every new/h fetch/h 304 push new/day seen last_error"
+    head = tuple(h.replace("_", " ") for h in names.split())
     rows = []
     for f in feeds:
         state = (
@@ -88,6 +107,11 @@ def render_feeds(feeds: list[dict[str, Any]], now: float) -> list[str]:
         )
         error = f"{f['last_reason']}: {f['last_error']}" if f["failures"] or f["disabled"] else ""
         rate = "-" if f["items_per_day"] is None else f"{f['items_per_day']:g}"
+        share = f["not_modified_share"]
+        push = f["websub"] or {}
+        pushed = push.get("state") or "-"
+        if push.get("last_push"):
+            pushed += " " + _ago(now, push["last_push"])
         rows.append(
             (
                 f["id"],
@@ -95,7 +119,11 @@ def render_feeds(feeds: list[dict[str, Any]], now: float) -> list[str]:
                 str(f["failures"]),
                 f["status"] or "-",
                 _ago(now, f["last_ok"]),
-                f"{f['interval']:.0f}s",
+                f"{f['interval']:.0f}s" + (" auto" if f["auto"] else ""),
+                "-" if f["items_per_hour"] is None else f"{f['items_per_hour']:.3g}",
+                f"{f['fetches_per_hour']:g}",
+                "-" if share is None else f"{share:.0%}",
+                pushed,
                 rate,
                 str(f["seen"]),
                 error[:80],
