@@ -8,7 +8,7 @@ Decisions and limits:
   waiting for a concurrency slot does not count against the deadline.
 - **Size.** ``max_bytes`` bounds the body *after* gzip/deflate/brotli
   decoding, which is done here in bounded steps (aiohttp's own decoding is
-  off) so a compression bomb never inflates in memory. A declared
+  off) so a compression bomb never inflates in memory (``worker.poll.decode``). A declared
   Content-Length above the limit is refused before reading.
 - **Redirects** are followed by hand (at most ``max_redirects``, loops
   refused) so each hop's scheme and address is checked. ``permanent_redirect``
@@ -36,18 +36,17 @@ import email.utils
 import ipaddress
 import socket
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Self
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
-import brotli
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
 from worker.errors import FailureReason, FeedError
+from worker.poll.decode import CHUNK, BodyDecoder
 
 __all__ = ["FetchHTTPError", "FetchLimits", "FetchResult", "Fetcher", "fetch_once"]
 
@@ -61,7 +60,6 @@ _NOT_PUBLIC = (
     "is_reserved",
     "is_unspecified",
 )
-_CHUNK = 64 * 1024
 _HEADERS = {
     "Accept": "application/rss+xml, application/atom+xml, application/feed+json, "
     "application/xml;q=0.9, text/xml;q=0.9, application/json;q=0.8, */*;q=0.5",
@@ -153,62 +151,6 @@ def _retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError, IndexError):
         return None
     return max(0.0, when.timestamp() - time.time())
-
-
-class _Decoder:
-    """Decode a Content-Encoding in bounded steps, failing once output exceeds ``limit``."""
-
-    def __init__(self, encoding: str, limit: int) -> None:
-        self.limit, self.size, self.parts = limit, 0, []  # type: ignore[var-annotated]
-        self.encoding = encoding
-        self._zlib: Any = None
-        self._brotli: Any = None
-        self._sniff = encoding == "deflate"
-        if encoding in ("gzip", "x-gzip"):
-            self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        elif encoding == "deflate":
-            self._zlib = zlib.decompressobj(zlib.MAX_WBITS)
-        elif encoding == "br":
-            self._brotli = brotli.Decompressor()
-        elif encoding not in ("", "identity"):
-            raise FeedError(
-                f"unsupported Content-Encoding {encoding!r}", reason=FailureReason.DECODE
-            )
-
-    def _add(self, out: bytes) -> None:
-        self.size += len(out)
-        if self.size > self.limit:
-            raise FeedError(
-                f"body exceeds {self.limit} bytes after decoding", reason=FailureReason.TOO_LARGE
-            )
-        if out:
-            self.parts.append(out)
-
-    def feed(self, data: bytes) -> None:
-        try:
-            if self._zlib is not None:
-                if self._sniff and data:  # "deflate" is often sent raw, without a zlib header
-                    self._sniff = False
-                    if data[0] & 0x0F != 8:
-                        self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
-                while data:
-                    self._add(self._zlib.decompress(data, _CHUNK))
-                    data = self._zlib.unconsumed_tail
-            elif self._brotli is not None:
-                self._add(self._brotli.process(data, output_buffer_limit=_CHUNK))
-                while not self._brotli.can_accept_more_data():
-                    self._add(self._brotli.process(b"", output_buffer_limit=_CHUNK))
-            else:
-                self._add(data)
-        except (zlib.error, brotli.error) as exc:
-            raise FeedError(
-                f"corrupt {self.encoding} body: {exc}", reason=FailureReason.DECODE
-            ) from None
-
-    def finish(self) -> bytes:
-        if self._zlib is not None:
-            self._add(self._zlib.flush())
-        return b"".join(self.parts)
 
 
 class Fetcher:
@@ -393,9 +335,9 @@ class Fetcher:
                 f"Content-Length {declared} exceeds {limit} bytes", reason=FailureReason.TOO_LARGE
             )
         encoding = hdrs.get("content-encoding", "").strip().lower()
-        decoder = _Decoder(encoding, limit)
+        decoder = BodyDecoder(encoding, limit)
         try:
-            async for chunk in resp.content.iter_chunked(_CHUNK):
+            async for chunk in resp.content.iter_chunked(CHUNK):
                 decoder.feed(chunk)
             return decoder.finish()
         except FeedError:

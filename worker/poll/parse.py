@@ -1,39 +1,36 @@
 """Parse feed bytes (RSS 0.9x/1.0/2.0, Atom, JSON Feed 1.0/1.1) into ``Item``s.
 
-The only module that imports feedparser. It never lets feedparser fetch or
-open anything: bytes go in through ``io.BytesIO`` (feedparser treats a plain
-``bytes``/``str`` argument as a possible file name or URL).
+The only module that imports feedparser. It never lets feedparser fetch or open anything:
+bytes go in through ``io.BytesIO`` (feedparser treats a plain ``bytes``/``str`` argument as a
+possible file name or URL).
 
 Decisions and limits:
 
-- **Encoding.** A UTF-8 BOM is dropped; UTF-16/32 documents are transcoded to
-  UTF-8 here. When the declared encoding is UTF-8 (or nothing is declared)
-  and the body is *mostly* valid UTF-8 (more valid multi-byte sequences than
-  invalid bytes), it is decoded with ``errors="replace"`` so one bad byte
-  costs one U+FFFD instead of the whole feed being read as windows-1252.
-  Anything else is left to feedparser's own detection.
-- **Leading whitespace** before ``<?xml`` is removed (a common server bug
-  that otherwise makes the feed bozo).
-- **DTD internal subsets are removed** before parsing, whatever they hold.
-  No feed needs its own entities, and this defuses billion-laughs and XXE
-  without relying on expat's amplification limit: references to the removed
-  entities become "undefined entity" errors, feedparser falls back to its
-  loose parser, and the reference stays as literal text (``&lol9;``).
+- **Encoding.** A UTF-8 BOM is dropped; UTF-16/32 documents are transcoded to UTF-8 here. When
+  the declared encoding is UTF-8 (or nothing is declared) and the body is *mostly* valid UTF-8
+  (more valid multi-byte sequences than invalid bytes), it is decoded with
+  ``errors="replace"`` so one bad byte costs one U+FFFD instead of the whole feed being read
+  as windows-1252. Anything else is left to feedparser's own detection.
+- **Leading whitespace** before ``<?xml`` is removed (a common server bug; it makes feeds bozo).
+- **DTD internal subsets are removed** before parsing, whatever they hold. No feed needs its
+  own entities, and this defuses billion-laughs and XXE without relying on expat's
+  amplification limit: references to the removed entities become "undefined entity" errors,
+  feedparser falls back to its loose parser, and the reference stays text (``&lol9;``).
 - **Bounded cost.** Bodies over ``MAX_PARSE_BYTES`` raise ``FeedError`` (reason
-  ``too_large``). A feed with more than ``MAX_ITEMS`` entries is cut before parsing
-  to its first ``MAX_ITEMS`` (feeds list newest first) and the result carries a
-  warning. Deep nesting is not bounded beyond the byte cap.
-- **Broken feeds** keep their entries with ``warning`` set (feedparser's bozo
-  reason); only "no entries and bozo/not a feed" raises ``FeedError``
-  (reason ``parse``). A well-formed feed with no entries is not an error.
-- **Text** fields are plain text through ``worker.rules.html_to_text``; text that
-  still looks like markup after a pass (HTML escaped twice) gets another pass, at
-  most three. Links are kept only when http(s), resolved against xml:base / the
-  feed URL. Items with the same id within one feed are dropped after the first.
-- **Ids** come from ``worker.poll.identity``. If one GUID is shared by items with
-  different links, the feed's GUIDs are not identities and links are used for
-  the whole feed. ``prescan_item_ids`` gives the same ids as ``parse_feed``
-  from a cheap ``xml.etree`` pass, or ``None`` when it cannot be sure.
+  ``too_large``). A feed with more than ``MAX_ITEMS`` entries is cut before parsing to its
+  first ``MAX_ITEMS`` (feeds list newest first) and the result carries a warning. Deep nesting
+  is not bounded beyond the byte cap.
+- **Broken feeds** keep their entries with ``warning`` set (feedparser's bozo reason); only
+  "no entries and bozo/not a feed" raises ``FeedError`` (reason ``parse``). A well-formed feed
+  with no entries is not an error.
+- **Text** fields are plain text through ``worker.rules.html_to_text``; text that still looks
+  like markup after a pass (HTML escaped twice) gets another pass, at most three. Links are
+  kept only when http(s), resolved against xml:base / the feed URL. Items with the same id
+  within one feed are dropped after the first.
+- **Ids** come from ``worker.poll.identity``. If one GUID is shared by items with different
+  links, the feed's GUIDs are not identities and links are used for the whole feed.
+  ``prescan_item_ids`` gives the same ids as ``parse_feed`` from a cheap ``xml.etree`` pass,
+  or ``None`` when it cannot be sure.
 """
 
 from __future__ import annotations
@@ -205,9 +202,8 @@ def parse_feed(
 ) -> ParsedFeed:
     """Parse a fetched feed into items; raise ``FeedError`` when nothing is parseable."""
     if len(body) > MAX_PARSE_BYTES:
-        raise FeedError(
-            f"feed of {len(body)} bytes, over {MAX_PARSE_BYTES}", reason=FailureReason.TOO_LARGE
-        )
+        over = f"feed of {len(body)} bytes, over {MAX_PARSE_BYTES}"
+        raise FeedError(over, reason=FailureReason.TOO_LARGE)
     hdrs = {k.lower(): v for k, v in (headers or {}).items()}
     head = body.lstrip(codecs.BOM_UTF8).lstrip()[:1]
     if head in (b"{", b"[") or ("json" in hdrs.get("content-type", "").lower() and head != b"<"):

@@ -230,14 +230,8 @@ class Poller:
         hub = websub.hub_of(res) if self.config.websub_callback else None
         if hub:
             websub.offer(self.redis, feed.id, *hub)
-        pace, delay = pacing.after_fetch(
-            feed,
-            replace(state, **updates),
-            res,
-            now,
-            first=out.first_poll,
-            pushed=self._pushed(feed),
-        )
+        merged, first, pushed = replace(state, **updates), out.first_poll, self._pushed(feed)
+        pace, delay = pacing.after_fetch(feed, merged, res, now, first=first, pushed=pushed)
         mapping.update(pace)
         outcome = "not_modified" if res.status == 304 else "ok"
         with self.redis.pipeline(transaction=False) as pipe:

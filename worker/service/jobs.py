@@ -111,11 +111,7 @@ def dead_letter(job: Delivery, reason: str) -> None:
 
 
 def deliver(payload: dict[str, Any]) -> str:
-    """Send one alert to one destination at most once, directly or through its outbox.
-
-    ``payload`` is ``Delivery.to_dict()`` (a JSON-able job argument); payloads queued
-    by older versions, with ``rule`` instead of ``rules``, are read too.
-    """
+    """Send a ``Delivery.to_dict()`` (or an older payload) at most once, directly or via its outbox."""
     app = current_app()
     client = app.redis
     config = app.config()
