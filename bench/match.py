@@ -20,7 +20,9 @@ import random
 import re
 import sys
 import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -422,6 +424,7 @@ def run(
     rng: random.Random,
     vocab: list[str],
     baseline_seconds: float,
+    try_items: int = 500,
 ) -> dict[str, object]:
     specs = make_rules(rng, vocab, size)
     before = rss_mb()
@@ -456,6 +459,54 @@ def run(
         "baseline_items": len(expected),
         "mismatches": mismatches,
         "agree": mismatches == 0,
+        **try_json(engine, items[:try_items]),
+    }
+
+
+# -- try --json: the cost of printing hits, next to matching alone (issue 15) ----------
+
+
+def try_json(engine: Engine, items: list[dict[str, str]]) -> dict[str, object]:
+    """Time ``try --json``'s loop (match, then one JSON line per hit) against matching alone.
+
+    The baseline writes each line as first written: ``json.dumps`` of a dict built
+    with ``dataclasses.asdict``. Each is timed three times, interleaved; the best counts.
+    """
+    import dataclasses
+    import io
+
+    from worker.model import Item, hit_lines, hit_record
+
+    objs = [
+        Item(id=str(i), feed="b", link=f"https://n.example/{i}", **t) for i, t in enumerate(items)
+    ]
+
+    def naive(item: Item, matches: list[Any]) -> Iterator[str]:
+        for m in matches:
+            line = {
+                **hit_record(item, m),
+                "highlights": [dataclasses.asdict(h) for h in m.highlights],
+            }
+            yield json.dumps(line, ensure_ascii=False)
+
+    def timed(lines: Callable[[Item, list[Any]], Iterable[str]] | None) -> float:
+        out = io.StringIO()
+        t0 = time.perf_counter()
+        for item in objs:
+            matches = engine.match(item.texts())
+            for line in lines(item, matches) if lines else ():
+                out.write(line + "\n")
+        return (time.perf_counter() - t0) / len(objs)
+
+    # Best of 3, the three interleaved: load on a shared machine hits each alike.
+    rounds = [(timed(None), timed(hit_lines), timed(naive)) for _ in range(3)]
+    match_s, ours_s, naive_s = (min(r[i] for r in rounds) for i in range(3))
+    return {
+        "match_ms_per_item": round(match_s * 1000, 3),
+        "try_json_ms_per_item": round(ours_s * 1000, 3),
+        "try_json_vs_match": round(ours_s / match_s, 2),
+        "try_json_asdict_ms_per_item": round(naive_s * 1000, 3),
+        "try_json_vs_asdict": round(naive_s / ours_s, 2),
     }
 
 

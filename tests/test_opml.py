@@ -16,7 +16,8 @@ from loopfeeds import Answer, FeedServer
 from worker.config import load_config
 from worker.core import keys
 from worker.errors import ConfigError
-from worker.poll.opml import import_opml, read_opml, slugify
+from worker.poll.feedsfile import slugify
+from worker.poll.opml import import_opml, read_opml
 from worker.poll.poller import Poller
 from worker.service.queue import depths, enqueue_match
 

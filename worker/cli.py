@@ -10,16 +10,15 @@ import functools
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from worker.core import keys
-from worker.core.logs import progress, setup_logging
-from worker.errors import ConfigError, FailureReason, FeedError, NewsAlertError, RedisUnavailable
-from worker.model import Item
+from worker.core.logs import setup_logging
+from worker.errors import ConfigError, FeedError, NewsAlertError, RedisUnavailable
 from worker.service.app import App, default_config_dir
 
 RET_OK = 0
@@ -85,6 +84,35 @@ def cli(ctx: click.Context, config_dir: str, log_level: str) -> None:
     ctx.call_on_close(ctx.obj.close)
 
 
+def _late(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is None:
+        return
+    if param.name == "config":  # the group has built the App already: point it elsewhere
+        ctx.find_object(App).config_dir = Path(value)  # type: ignore[union-attr]
+    else:
+        setup_logging(value)
+
+
+def _after_command_too(group: click.Group) -> None:
+    """Accept ``--config`` and ``--log-level`` after the command name as well as before it.
+
+    The copies have no default and no envvar, so they only override what was
+    given before the command (or by the environment) when they are typed.
+    """
+    for command in group.commands.values():
+        command.params += [
+            click.Option([flag], expose_value=False, is_eager=True, callback=_late, help=what)
+            for flag, what in (
+                ("--config", "Config directory (also accepted before the command)."),
+                ("--log-level", "Log level (also accepted before the command)."),
+            )
+        ]
+
+
+def _warn(line: str) -> None:
+    click.echo(line, err=True)
+
+
 def _app(ctx: click.Context) -> App:
     app: App = ctx.obj
     from worker.core.logs import redactor
@@ -118,6 +146,7 @@ def run(
         left = run_once(_app(ctx), wait)
         sys.exit(RET_PENDING if left else RET_OK)
     app: App = ctx.obj  # the children load the config; the supervisor stays small
+    app.lasting = True
     extra = ["--config", str(app.config_dir)]
     sys.exit(supervise(app, workers, extra, metrics_port=metrics_port))
 
@@ -135,6 +164,7 @@ def poll(ctx: click.Context, once: bool, metrics_port: int | None) -> None:
     if once:
         poll_once(app)
     else:
+        app.lasting = True
         serve_metrics(app, metrics_port, ("poller",))
         poll_forever(app)
 
@@ -159,6 +189,7 @@ def work(
     from worker.service.supervisor import supervise
 
     names = tuple(q for q in queues.split(",") if q)
+    ctx.obj.lasting = not burst
     if workers > 1 and not burst:
         app: App = ctx.obj
         extra = ["--config", str(app.config_dir)]
@@ -187,74 +218,22 @@ def check(ctx: click.Context) -> None:
     )
 
 
-def _load_items(app: App, source: str) -> list[Item]:
-    from worker.poll.parse import parse_feed
-
-    path = Path(source)
-    if path.is_file():
-        return parse_feed(path.read_bytes(), feed_id=path.stem, url=path.resolve().as_uri()).items
-    if "://" not in source:
-        raise FeedError(f"{source}: no such file, and not a URL", reason=FailureReason.SCHEME)
-    from worker.poll.fetch import FetchLimits, fetch_once
-
-    config = app.config()
-    res = fetch_once(
-        source,
-        limits=FetchLimits(**config.fetch),  # type: ignore[arg-type]
-        allow_private=config.allow_private_networks,
-    )
-    feed = next((f.id for f in app.config().feeds if f.url == source), source)
-    return parse_feed(res.body, feed_id=feed, url=res.url, headers=res.headers).items
-
-
-def _hits(app: App, sources: tuple[str, ...]) -> Iterator[tuple[Item, Any]]:
-    engine = app.engine()
-    for source in progress(sources, "matching"):
-        for item in _load_items(app, source):
-            for match in engine.match(item.texts()):
-                yield item, match
-
-
 @cli.command("try")
-@click.argument("sources", nargs=-1, required=True)
+@click.argument("sources", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per hit per line.")
 @click.pass_context
 @handled
 def try_(ctx: click.Context, sources: tuple[str, ...], as_json: bool) -> None:
-    """Show what feeds (URLs or files) would match. Touches no Redis, sends nothing."""
-    from worker.deliver.render import snippets
-    from worker.model import Alert
+    """Show what feeds (URLs or files; default: every configured feed) would match.
+
+    Touches no Redis, sends nothing.
+    """
+    from worker.service.tryout import feeds_to_try, write_hits
 
     app = _app(ctx)
-    out = sys.stdout
-    count = 0
-    for item, match in _hits(app, sources):
-        count += 1
-        if as_json:
-            out.write(
-                json.dumps(
-                    {
-                        "watchlist": match.watchlist,
-                        "rule": match.rule,
-                        "item": {
-                            "id": item.id,
-                            "title": item.title,
-                            "link": item.link,
-                            "feed": item.feed,
-                        },
-                        "highlights": [h.to_dict() for h in match.highlights],
-                    },
-                    ensure_ascii=False,
-                )
-                + "\n"
-            )
-            continue
-        out.write(
-            f"● {match.watchlist} / {match.rule}: {item.title}\n  {item.link}  ({item.feed})\n"
-        )
-        alert = Alert(match.watchlist, match.watchlist, (match.rule,), item, match.highlights)
-        for field, text in snippets(alert, "text"):
-            out.write(f"    {field}: {text}\n")
+    engine = app.engine()
+    feeds = feeds_to_try(app, sources, _warn)
+    count = sum(write_hits(engine, feed, sys.stdout, as_json) for feed in feeds)
     if not as_json:
         click.echo(f"{count} hit(s)", err=True)
 
@@ -273,8 +252,10 @@ def explain(ctx: click.Context, sources: tuple[str, ...], watchlist: str, rule: 
     if app.config().watchlist(watchlist) is None:
         raise NewsAlertError(f"unknown watchlist {watchlist!r}")
     engine = app.engine()
-    for source in sources:
-        for item in _load_items(app, source):
+    from worker.service.tryout import feeds_to_try
+
+    for feed in feeds_to_try(app, sources, _warn):
+        for item in feed.items:
             click.echo(f"■ {item.title}  ({item.feed})")
             for expl in engine.explain(item.texts(), watchlist, rule):
                 click.echo(render_explanation(expl))
@@ -332,6 +313,44 @@ def import_opml(ctx: click.Context, file: str) -> None:
     )
 
 
+@cli.command()
+@click.argument("directory", required=False, type=click.Path(file_okay=False))
+@click.pass_context
+@handled
+def init(ctx: click.Context, directory: str | None) -> None:
+    """Write a commented starter config into DIRECTORY (default: the --config directory)."""
+    from worker.config.starter import next_commands, write_starter
+
+    target = Path(directory) if directory else ctx.obj.config_dir
+    for path in write_starter(target):
+        click.echo(f"wrote {path}")
+    click.echo("next:")
+    for command in next_commands(target, Path(default_config_dir())):
+        click.echo(f"  {command}")
+
+
+@cli.command("add-feed")
+@click.argument("url")
+@click.option("--id", "feed_id", default="", help="Feed id (default: from the feed's title).")
+@click.option("--tags", default="", help="Comma-separated tags, e.g. world,korea.")
+@click.option("--interval", default="", help="Poll interval, e.g. 5m (default: defaults:).")
+@click.option("--pick", default=1, show_default=True, help="Which of a page's feeds to add.")
+@click.pass_context
+@handled
+def add_feed(
+    ctx: click.Context, url: str, feed_id: str, tags: str, interval: str, pick: int
+) -> None:
+    """Add a feed by its URL, or by a web page that links to it, to feeds.yaml."""
+    from worker.poll.discover import add_feed as run_add
+    from worker.poll.feedsfile import NewFeed
+
+    app: App = ctx.obj  # only feeds.yaml matters: a secret unset elsewhere must not stop it
+    wanted = NewFeed(url, "", feed_id, tuple(t for t in tags.split(",") if t), interval)
+    added = run_add(app.config_dir, url, wanted, pick)
+    for line in added.report(url, app.config_dir / "feeds.yaml"):
+        click.echo(line)
+
+
 @cli.command("test-destination")
 @click.argument("name")
 @click.pass_context
@@ -357,6 +376,9 @@ def test_destination(ctx: click.Context, name: str) -> None:
     except DeliveryError as exc:
         raise DeliveryError(f"{exc} (url {redact_url(dest.url)})") from None
     click.echo(f"ok: {name} ({redact_url(dest.url)}) accepted the test message")
+
+
+_after_command_too(cli)
 
 
 def main() -> None:

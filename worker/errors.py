@@ -58,6 +58,8 @@ class FailureReason(StrEnum):
     TOO_LARGE = "too_large"
     DECODE = "decode"  # a broken or unsupported Content-Encoding
     PARSE = "parse"  # not a feed, or nothing in it parsed
+    PICK = "pick"  # ``add-feed --pick N``: the page has no N-th feed
+    SOME = "some"  # ``try``: some of the config's feeds failed
 
     @classmethod
     def read(cls, value: str) -> FailureReason:

@@ -6,7 +6,9 @@ travels through Redis and RQ.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 #: The text fields of an item that rules can search, in display order.
@@ -42,7 +44,7 @@ class Item:
         return {name: self.text(name) for name in TEXT_FIELDS if self.text(name)}
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self)}  # flat: no deep copy
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Item:
@@ -61,7 +63,15 @@ class Highlight:
     end: int
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Spelled out: ``dataclasses.asdict`` deep-copies and cost as much as matching did
+        # in ``try --json`` (issue 15).
+        return {
+            "field": self.field,
+            "term": self.term,
+            "text": self.text,
+            "start": self.start,
+            "end": self.end,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Highlight:
@@ -75,6 +85,40 @@ class Match:
     watchlist: str
     rule: str
     highlights: tuple[Highlight, ...] = ()
+
+
+def hit_record(item: Item, match: Match) -> dict[str, Any]:
+    """Return the ``try --json`` object of one hit (a stable interface, DESIGN.md)."""
+    return {
+        "watchlist": match.watchlist,
+        "rule": match.rule,
+        "item": {"id": item.id, "title": item.title, "link": item.link, "feed": item.feed},
+        "highlights": [h.to_dict() for h in match.highlights],
+    }
+
+
+_JSON = json.JSONEncoder(ensure_ascii=False)
+
+
+def hit_lines(item: Item, matches: Iterable[Match]) -> Iterator[str]:
+    """Yield ``json.dumps(hit_record(item, m), ensure_ascii=False)`` for each of ``matches``.
+
+    The item's part is encoded once for all its hits, and one encoder serves every
+    line: with thousands of rules an item has dozens of hits, and building each line
+    from scratch cost as much as matching (issue 15).
+    """
+    encode = _JSON.encode
+    head = ""
+    for m in matches:
+        if not head:
+            head = encode(
+                {"id": item.id, "title": item.title, "link": item.link, "feed": item.feed}
+            )
+        highlights = encode([h.to_dict() for h in m.highlights])
+        yield (
+            f'{{"watchlist": {encode(m.watchlist)}, "rule": {encode(m.rule)}, '
+            f'"item": {head}, "highlights": {highlights}}}'
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -85,7 +86,8 @@ _redactor = RedactSecrets()
 
 def setup_logging(level: str = "INFO", *, json_lines: bool | None = None) -> RedactSecrets:
     """Configure the root logger once; return the filter to feed secrets to."""
-    tty = sys.stderr.isatty()
+    # NEWSALERT_LOG_TTY: a child of `run` whose output `run` relays to a terminal.
+    tty = sys.stderr.isatty() or os.environ.get("NEWSALERT_LOG_TTY") == "1"
     use_json = (not tty) if json_lines is None else json_lines
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if use_json else TextFormatter(colour=tty))

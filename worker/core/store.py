@@ -10,19 +10,24 @@ SIGKILL lost every queued job).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import importlib.util
+import json
 import logging
 import os
+import secrets
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import redis
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry as RedisRetry
 
 from worker.errors import RedisUnavailable
@@ -103,17 +108,63 @@ def redis_server_binary() -> str:
     return found
 
 
+#: Servers this process started and a lasting process took over: their ``Popen`` is kept
+#: so that Python does not warn about a child still running when it is collected.
+_HANDED_OVER: list[subprocess.Popen[bytes]] = []
+
+
+def _once(socket_path: Path, timeout: float) -> redis.Redis:
+    """Return a client that tries each command once.
+
+    redis-py's default retries reconnect after ``SHUTDOWN`` to a server that has
+    already exited, and back off for seconds before giving up (issue 15: 3.6 s at exit).
+    """
+    return redis.Redis(
+        unix_socket_path=str(socket_path),
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=RedisRetry(NoBackoff(), 0),
+    )
+
+
+def _started(pid: int) -> str | None:
+    """Return the start time of live process ``pid`` (None when it is gone or a zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        if Path("/proc/self/stat").exists():
+            return None  # /proc works here: the process is gone
+        try:  # no /proc (macOS): "the pid exists" is all there is to know
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return "?"
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return None if fields[0] in ("Z", "X") else fields[19]
+
+
 class EmbeddedRedis:
     """A real redis-server on a unix socket with its data under ``var_dir``.
 
-    A server already answering on the socket (started by another newsalert
-    process, or left running by a ``run`` that was killed) is reused and left
-    running; one this object started is shut down by ``stop``.
+    Ownership (``var_dir/redis.owner``) says which process stops the server:
+
+    - the process that starts it owns it and shuts it down in ``stop``;
+    - a process that finds it running with no live owner (left by a ``run``
+      that was killed) adopts it and shuts it down in ``stop``, so a crash
+      leaks no server for longer than until the next command;
+    - a process that finds a live owner leaves the server running, except
+      that a ``lasting`` process (``run``, ``poll``, ``work``) takes it over
+      from a short command such as ``stats``, which then leaves it running.
     """
 
-    def __init__(self, var_dir: str | os.PathLike[str]) -> None:
+    def __init__(self, var_dir: str | os.PathLike[str], *, lasting: bool = False) -> None:
         self.var_dir = Path(var_dir).resolve()
+        self.lasting = lasting
         self.process: subprocess.Popen[bytes] | None = None
+        self._token = secrets.token_hex(8)
+        self.owner_file = self.var_dir / "redis.owner"
         sock = self.var_dir / "redis.sock"
         if len(str(sock)) > 100:  # unix socket paths are limited to ~107 bytes
             digest = hashlib.sha1(str(self.var_dir).encode()).hexdigest()[:12]
@@ -124,19 +175,75 @@ class EmbeddedRedis:
     def url(self) -> str:
         return f"unix://{self.socket}"
 
+    @property
+    def owned(self) -> bool:
+        """Whether this object will shut the server down in ``stop``."""
+        return self._owner().get("token") == self._token
+
     def _answers(self) -> bool:
         if not self.socket.exists():
             return False
         try:
-            return bool(redis.Redis(unix_socket_path=str(self.socket), socket_timeout=2).ping())
+            return bool(_once(self.socket, 2).ping())
         except redis.RedisError:
             return False
 
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold ``var_dir/redis.lock``: deciding who owns the server is one step."""
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.var_dir / "redis.lock", "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _owner(self) -> dict[str, Any]:
+        try:
+            record = json.loads(self.owner_file.read_text())
+        except (OSError, ValueError):
+            return {}
+        return record if isinstance(record, dict) else {}
+
+    def _claim(self) -> None:
+        pid = os.getpid()
+        record = {"pid": pid, "started": _started(pid), "token": self._token}
+        tmp = self.owner_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({**record, "lasting": self.lasting}))
+        os.replace(tmp, self.owner_file)
+
+    def _may_claim(self) -> bool:
+        """Return whether a running server's owner is gone (or a short command we outlast)."""
+        owner = self._owner()
+        pid = owner.get("pid")
+        # A pid reused by another process since has another start time: gone as well.
+        if not isinstance(pid, int) or _started(pid) != owner.get("started"):
+            return True
+        return self.lasting and not owner.get("lasting")
+
     def start(self, timeout: float = 15.0) -> str:
         """Start (or reuse) the server and return its URL."""
-        if self._answers():
-            return self.url
-        self.var_dir.mkdir(parents=True, exist_ok=True)
+        with self._locked():
+            if self._answers():
+                if self._may_claim():
+                    self._claim()
+                    log.info("embedded Redis adopted", extra={"path": str(self.var_dir)})
+                return self.url
+            self._launch()
+            self._claim()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._answers():
+                log.info("embedded Redis started", extra={"path": str(self.var_dir)})
+                return self.url
+            if self.process is not None and self.process.poll() is not None:
+                break
+            time.sleep(0.01)  # it answers in tens of milliseconds: every one counts at exit
+        self.stop()
+        raise RedisUnavailable(f"embedded Redis did not start; see {self.var_dir / 'redis.log'}")
+
+    def _launch(self) -> None:
         self.socket.unlink(missing_ok=True)
         args = [
             redis_server_binary(),
@@ -172,29 +279,44 @@ class EmbeddedRedis:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._answers():
-                log.info("embedded Redis started", extra={"path": str(self.var_dir)})
-                return self.url
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.05)
-        self.stop()
-        raise RedisUnavailable(f"embedded Redis did not start; see {self.var_dir / 'redis.log'}")
 
-    def stop(self) -> None:
-        """Shut down the server this object started (the AOF is flushed first)."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
+    def stop(self, timeout: float = 10.0) -> None:
+        """Shut down the server if this object owns it (the AOF is flushed first)."""
+        with self._locked():
+            if not self.owned:
+                if self.process is not None:
+                    _HANDED_OVER.append(self.process)
+                self.process = None
+                return
+            pid = self._server_pid()
             with contextlib.suppress(redis.RedisError):
-                redis.Redis(unix_socket_path=str(self.socket), socket_timeout=5).shutdown(
-                    nosave=False
-                )
+                _once(self.socket, 5).shutdown(nosave=False)
+            self._wait_gone(pid, timeout)
+            self.owner_file.unlink(missing_ok=True)
+            self.process = None
+
+    def _server_pid(self) -> int | None:
+        if self.process is not None:
+            return self.process.pid
+        with contextlib.suppress(OSError, ValueError):
+            return int((self.var_dir / "redis.pid").read_text())
+        return None
+
+    def _wait_gone(self, pid: int | None, timeout: float) -> None:
+        """Wait for the server process to exit; kill it at the deadline."""
+        if self.process is not None:
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        self.process = None
+            return
+        if pid is None:
+            return
+        deadline = time.monotonic() + timeout
+        while _started(pid) is not None:
+            if time.monotonic() > deadline:  # an adopted server is not our child: no wait()
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                return
+            time.sleep(0.02)

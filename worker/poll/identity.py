@@ -23,9 +23,19 @@ Pure functions, no I/O. Decisions:
 from __future__ import annotations
 
 import hashlib
-from urllib.parse import unquote_plus, urlsplit, urlunsplit
+import re
+from urllib.parse import unquote_plus, urljoin, urlsplit, urlunsplit
 
-__all__ = ["TRACKING_PARAMS", "canonical_url", "item_id", "story_key"]
+__all__ = [
+    "TRACKING_PARAMS",
+    "LinkResolver",
+    "canonical_url",
+    "http_link",
+    "item_id",
+    "story_key",
+]
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 #: Query parameters that identify a campaign or a click, never the resource.
 TRACKING_PARAMS: frozenset[str] = frozenset(
@@ -123,3 +133,31 @@ def story_key(link: str | None, id: str) -> str:
     if link and _is_http(link.strip()):
         return _digest("u" + canonical_url(link))
     return id
+
+
+def http_link(link: str | None, base: str) -> str:
+    """Return ``link`` made absolute against ``base`` if it is http(s), else ``""``."""
+    link = (link or "").strip()
+    try:
+        link = urljoin(base, link) if base and link else link
+    except ValueError:
+        return ""
+    return link if link.lower().startswith(("http://", "https://")) else ""
+
+
+class LinkResolver:
+    """Resolve item links against the feed URL, else the channel's link; count failures."""
+
+    def __init__(self, url: str, channel: str | None) -> None:
+        self.base = url if http_link(url, "") else http_link(channel, "")
+        self.unresolved = 0
+
+    def __call__(self, raw: str) -> str:
+        link = http_link(raw, self.base)
+        self.unresolved += bool(raw.strip() and not link and not _SCHEME.match(raw.strip()))
+        return link
+
+    def note(self) -> list[str]:
+        n = self.unresolved
+        why = "no xml:base, http(s) feed URL or channel <link> to resolve them against"
+        return [f"{n} relative item link(s) left empty: {why}"] if n else []

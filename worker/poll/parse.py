@@ -6,31 +6,36 @@ possible file name or URL).
 
 Decisions and limits:
 
-- **Encoding.** A UTF-8 BOM is dropped; UTF-16/32 documents are transcoded to UTF-8 here. When
-  the declared encoding is UTF-8 (or nothing is declared) and the body is *mostly* valid UTF-8
-  (more valid multi-byte sequences than invalid bytes), it is decoded with
-  ``errors="replace"`` so one bad byte costs one U+FFFD instead of the whole feed being read
-  as windows-1252. Anything else is left to feedparser's own detection.
-- **Leading whitespace** before ``<?xml`` is removed (a common server bug; it makes feeds bozo).
-- **DTD internal subsets are removed** before parsing, whatever they hold. No feed needs its
-  own entities, and this defuses billion-laughs and XXE without relying on expat's
-  amplification limit: references to the removed entities become "undefined entity" errors,
-  feedparser falls back to its loose parser, and the reference stays text (``&lol9;``).
-- **Bounded cost.** Bodies over ``MAX_PARSE_BYTES`` raise ``FeedError`` (reason
-  ``too_large``). A feed with more than ``MAX_ITEMS`` entries is cut before parsing to its
-  first ``MAX_ITEMS`` (feeds list newest first) and the result carries a warning. Deep nesting
-  is not bounded beyond the byte cap.
-- **Broken feeds** keep their entries with ``warning`` set (feedparser's bozo reason); only
-  "no entries and bozo/not a feed" raises ``FeedError`` (reason ``parse``). A well-formed feed
-  with no entries is not an error.
-- **Text** fields are plain text through ``worker.rules.html_to_text``; text that still looks
-  like markup after a pass (HTML escaped twice) gets another pass, at most three. Links are
-  kept only when http(s), resolved against xml:base / the feed URL. Items with the same id
-  within one feed are dropped after the first.
-- **Ids** come from ``worker.poll.identity``. If one GUID is shared by items with different
-  links, the feed's GUIDs are not identities and links are used for the whole feed.
-  ``prescan_item_ids`` gives the same ids as ``parse_feed`` from a cheap ``xml.etree`` pass,
-  or ``None`` when it cannot be sure.
+- **Encoding.** A UTF-8 BOM is dropped; UTF-16/32 documents are transcoded to
+  UTF-8 here. When the declared encoding is UTF-8 (or nothing is declared)
+  and the body is *mostly* valid UTF-8 (more valid multi-byte sequences than
+  invalid bytes), it is decoded with ``errors="replace"`` so one bad byte
+  costs one U+FFFD instead of the whole feed being read as windows-1252.
+  Anything else is left to feedparser's own detection.
+- **Leading whitespace** before ``<?xml`` is removed (a common server bug
+  that otherwise makes the feed bozo).
+- **DTD internal subsets are removed** before parsing, whatever they hold.
+  No feed needs its own entities, and this defuses billion-laughs and XXE
+  without relying on expat's amplification limit: references to the removed
+  entities become "undefined entity" errors, feedparser falls back to its
+  loose parser, and the reference stays as literal text (``&lol9;``).
+- **Bounded cost.** Bodies over ``MAX_PARSE_BYTES`` raise ``FeedError``
+  (reason ``too_large``). A feed with more than ``MAX_ITEMS`` entries is cut
+  before parsing to its first ``MAX_ITEMS`` (feeds list newest first) and the
+  result carries a warning. Deep nesting is not bounded beyond the byte cap.
+- **Broken feeds** keep their entries with ``warning`` set (feedparser's bozo
+  reason); only "no entries and bozo/not a feed" raises ``FeedError``
+  (reason ``parse``). A well-formed feed with no entries is not an error.
+- **Text** fields are plain text through ``worker.rules.html_to_text``; text
+  that still looks like markup after a pass (HTML escaped twice) gets
+  another pass, at most three. Links are kept only when http(s), resolved against
+  xml:base, else the feed URL if it is http(s), else the channel's own ``<link>`` (a
+  saved file); relative links that none of these can resolve are counted in the
+  warning. Items with the same id within one feed are dropped after the first.
+- **Ids** come from ``worker.poll.identity``. If one GUID is shared by items with
+  different links, the feed's GUIDs are not identities and links are used for
+  the whole feed. ``prescan_item_ids`` gives the same ids as ``parse_feed``
+  from a cheap ``xml.etree`` pass, or ``None`` when it cannot be sure.
 """
 
 from __future__ import annotations
@@ -44,7 +49,6 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin
 
 import feedparser
 
@@ -96,16 +100,6 @@ def _plain(value: str | None, html: bool) -> str:
         text = _html_to_text(text)
         passes += 1
     return text.strip()
-
-
-def _http_link(link: str | None, base: str) -> str:
-    """Return ``link`` made absolute against ``base`` if it is http(s), else ``""``."""
-    link = (link or "").strip()
-    try:
-        link = urljoin(base, link) if base and link else link
-    except ValueError:
-        return ""
-    return link if link.lower().startswith(("http://", "https://")) else ""
 
 
 def _charset(headers: Mapping[str, str]) -> str | None:
@@ -222,17 +216,17 @@ def parse_feed(
     if not entries and (parsed.get("bozo") or not version):
         why = "; ".join(notes) or "no feed elements"
         raise FeedError(f"not a parseable feed ({why})", reason=FailureReason.PARSE)
-    records = []
+    records, resolve = [], identity.LinkResolver(url, parsed.feed.get("link"))
     for entry in entries:
         raw_link = entry.get("link") or ""
         if entry.get("guidislink") and not raw_link.lower().startswith(("http://", "https://")):
             raw_link = ""  # feedparser copied an opaque GUID ("bom-1") into the link
-        link = _http_link(raw_link, url)
+        link = resolve(raw_link)
         # dict.get: FeedParserDict's own get() maps updated→published with a DeprecationWarning.
         published = dict.get(entry, "published") or dict.get(entry, "updated") or ""
         records.append((entry.get("id") or "", link, entry, published))
-    items = _build_items(feed_id, records)
-    feed = parsed.feed
+    items, feed = _build_items(feed_id, records), parsed.feed
+    notes += resolve.note()
     ttl = str(feed.get("ttl", "")).strip()  # RSS <ttl> is in minutes
     title = _plain(feed.get("title"), _is_html(feed.get("title_detail")))
     seconds = int(ttl) * 60 if ttl.isdigit() else None
@@ -308,11 +302,11 @@ def _parse_json_feed(body: bytes, feed_id: str, url: str) -> ParsedFeed:
     if len(raw) > MAX_ITEMS:
         warning = f"truncated to the first {MAX_ITEMS} of {len(raw)} entries"
         raw = raw[:MAX_ITEMS]
-    base = url or str(doc.get("feed_url") or doc.get("home_page_url") or "")
-    records = []
+    home = _str(doc.get("home_page_url")) or _str(doc.get("feed_url"))
+    records, resolve = [], identity.LinkResolver(url, home)
     for it in raw:
         guid = "" if it.get("id") is None else str(it["id"])
-        link = _http_link(_str(it.get("url")) or _str(it.get("external_url")), base)
+        link = resolve(_str(it.get("url")) or _str(it.get("external_url")))
         date = _str(it.get("date_published")) or _str(it.get("date_modified"))
         html, plain = _str(it.get("content_html")), {"type": "text/plain"}
         entry = {
@@ -328,8 +322,9 @@ def _parse_json_feed(body: bytes, feed_id: str, url: str) -> ParsedFeed:
             "epoch": dates.epoch(date),
         }
         records.append((guid, link, entry, date))
-    title = _plain(_str(doc.get("title")), False)
-    return ParsedFeed(title, _build_items(feed_id, records), warning, None, fmt)
+    title, items = _plain(_str(doc.get("title")), False), _build_items(feed_id, records)
+    warning = "; ".join(([warning] if warning else []) + resolve.note()) or None
+    return ParsedFeed(title, items, warning, None, fmt)
 
 
 def _str(value: Any) -> str:

@@ -53,6 +53,8 @@ class App:
         self.redis_url = redis_url if redis_url is not None else os.environ.get("REDIS_URL")
         self.var_dir = Path(os.environ.get("NEWSALERT_VAR", var_dir))
         self.embedded: EmbeddedRedis | None = None
+        #: Set by long-running modes: they take over an embedded server from a short command.
+        self.lasting = False
         self._redis: redis.Redis | None = None
         self._config: Config | None = None
         self._engine: tuple[str, Engine] | None = None
@@ -133,7 +135,7 @@ class App:
         if self._redis is None:
             url = self.redis_url
             if not url:
-                self.embedded = EmbeddedRedis(self.var_dir)
+                self.embedded = EmbeddedRedis(self.var_dir, lasting=self.lasting)
                 url = self.embedded.start()
                 self.redis_url = url
             self._redis = connect(url, os.environ.get("NEWSALERT_REDIS_SSL_CERT_REQS"))

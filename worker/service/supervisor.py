@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import redis
@@ -30,6 +31,7 @@ import redis
 from worker.core.retry import backoff
 from worker.service.app import App
 from worker.service.roles import serve_metrics
+from worker.service.status import Status
 
 log = logging.getLogger("newsalert.run")
 
@@ -43,6 +45,7 @@ class Child:
 
     name: str
     argv: list[str]
+    spawn: Callable[[list[str], Mapping[str, str]], subprocess.Popen[bytes]]
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     next_start: float = 0.0
@@ -57,7 +60,7 @@ class Child:
             log.error("%s exited with code %s; restarting in %ds", self.name, code, delay)
             self.proc, self.next_start = None, now + delay
         if self.proc is None and now >= self.next_start:
-            self.proc = subprocess.Popen(self.argv, env=env)
+            self.proc = self.spawn(self.argv, env)
             self.started = now
 
     def stop(self) -> None:
@@ -98,8 +101,9 @@ def supervise(
         NEWSALERT_CHILD="1",
     )
     env.pop("PORT", None)  # only this process serves metrics
-    children = [Child("poller", [*base, "poll"])] if poller else []
-    children += [Child(f"worker-{i + 1}", [*base, "work"]) for i in range(workers)]
+    status = Status(app.redis, terminal=sys.stderr.isatty(), config_dir=app.config_dir)
+    children = [Child("poller", [*base, "poll"], status.spawn)] if poller else []
+    children += [Child(f"worker-{i + 1}", [*base, "work"], status.spawn) for i in range(workers)]
     serve_metrics(app, metrics_port, ("poller", "worker") if poller else ("worker",))
     grace = float(os.environ.get("NEWSALERT_REDIS_GRACE", "300"))
     stopping = False
@@ -112,10 +116,12 @@ def supervise(
     signal.signal(signal.SIGINT, on_signal)
     log.info("newsalert run: %d children (%s)", len(children), ", ".join(c.name for c in children))
     code, lost_since, checked = 0, None, 0.0
+    status.start()
     while not stopping:
         now = time.monotonic()
         for child in children:
             child.tend(env, now)
+        status.tick(now)
         if now - checked > 5:
             checked = now
             try:
@@ -137,4 +143,5 @@ def supervise(
     deadline = time.monotonic() + SHUTDOWN_GRACE
     for child in children:
         child.wait(deadline)
+    status.stop()
     return code
