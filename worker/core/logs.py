@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import ClassVar, TypeVar
 
-from worker.core.redact import redact_text
+from worker.core.redact import redact_forms, secret_forms
 
 T = TypeVar("T")
 
@@ -29,17 +29,20 @@ class RedactSecrets(logging.Filter):
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
         self.secrets: list[str] = []
+        self.forms: list[str] = []
         self.update(secrets)
 
     def update(self, secrets: Iterable[str]) -> None:
         self.secrets = list(dict.fromkeys(secrets))
+        self.forms = secret_forms(self.secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            record.msg, record.args = redact_text(record.getMessage(), self.secrets), None
+        if self.forms:
+            message = redact_forms(record.getMessage(), self.forms)
+            record.msg, record.args = message, None
             if record.exc_info and record.exc_info[1] is not None:
                 text = logging.Formatter().formatException(record.exc_info)
-                record.exc_text = redact_text(text, self.secrets)
+                record.exc_text = redact_forms(text, self.forms)
         return True
 
 

@@ -28,11 +28,20 @@ not a secret:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-__all__ = ["ALLOWED_QUERY_KEYS", "MASK", "redact_data", "redact_text", "redact_url", "url_secrets"]
+__all__ = [
+    "ALLOWED_QUERY_KEYS",
+    "MASK",
+    "redact_data",
+    "redact_forms",
+    "redact_text",
+    "redact_url",
+    "secret_forms",
+    "url_secrets",
+]
 
 MASK = "****"
 
@@ -137,23 +146,31 @@ def redact_data(value: Any, secrets: Iterable[str]) -> Any:
     return value
 
 
-def redact_text(text: str, secrets: Iterable[str]) -> str:
-    """Return ``text`` with every secret of 4 or more characters replaced by ``****``.
+def secret_forms(secrets: Iterable[str]) -> list[str]:
+    """Return every form of ``secrets`` that text may carry, longest first, for ``redact_text``.
 
-    Shorter secrets are ignored: masking every "abc" would garble the text
-    while protecting nothing. Percent-encoded forms are masked too, since
-    secrets usually reach logs inside URLs, in paths and in query strings.
+    Secrets shorter than 4 characters are left out: masking every "abc" would garble the
+    text while protecting nothing. Each secret is also taken percent-encoded (in a path,
+    in a query string with "+" for a space), since secrets usually reach text inside URLs.
+    Longest first, so a secret that contains another is masked whole.
     """
-    variants = set()
+    forms = set()
     for secret in secrets:
         if secret and len(secret) >= 4:
-            variants |= {
-                secret,
-                quote(secret, safe=""),
-                quote(secret, safe="/:@"),
-                quote_plus(secret),  # a query-string value: a space is "+"
-            }
-    # Longest first, so a secret that contains another is masked whole.
-    for variant in sorted(variants, key=len, reverse=True):
-        text = text.replace(variant, MASK)
+            forms |= {secret, quote(secret, safe=""), quote(secret, safe="/:@"), quote_plus(secret)}
+    return sorted(forms, key=len, reverse=True)
+
+
+def redact_text(text: str, secrets: Iterable[str]) -> str:
+    """Return ``text`` with every secret, in every form ``secret_forms`` lists, as ``****``."""
+    return redact_forms(text, secret_forms(secrets))
+
+
+def redact_forms(text: str, forms: Sequence[str]) -> str:
+    """Return ``text`` with each of ``forms`` (``secret_forms``' list) as ``****``.
+
+    For a caller that masks many texts with the same secrets, such as the log filter.
+    """
+    for form in forms:
+        text = text.replace(form, MASK)
     return text
