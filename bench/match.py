@@ -10,6 +10,9 @@ The baseline compiles each term to a ``\\b…\\b`` regex (IGNORECASE) and loops 
 every rule for every item, short-circuiting like an ordinary Python ``all``/``any``;
 it is timed on a subset of items at large sizes (``--baseline-seconds``).
 Both must produce the same (item, rule) hit set on the items both ran.
+
+``--languages`` prints the per-script tokeniser table and the per-language table
+(``languages:`` off and on) instead; see ``bench/languages.py``.
 """
 
 from __future__ import annotations
@@ -516,8 +519,18 @@ def main() -> None:
     parser.add_argument("--sizes", default="10,100,1000,10000")
     parser.add_argument("--seed", type=int, default=20261125)
     parser.add_argument("--baseline-seconds", type=float, default=8.0)
+    parser.add_argument("--languages", action="store_true", help="per-script/language tables")
     args = parser.parse_args()
     rng = random.Random(args.seed)
+    if args.languages:
+        from languages import corpus_rows, language_rows, script_rows
+
+        shared = Path(__file__).resolve().parents[2] / "shared"
+        tables = [script_rows(rng), language_rows(rng)]
+        tables += [corpus_rows(shared)] if (shared / "corpus").is_dir() else []
+        for row in (row for table in tables for row in table):
+            print(json.dumps(row, ensure_ascii=False), flush=True)
+        return
     vocab = make_vocab(rng)
     corpus = Corpus(rng, vocab)
     items = [corpus.item() for _ in range(args.items)]

@@ -9,7 +9,7 @@ from shared import shared_dir
 
 from worker.errors import QueryError
 from worker.model import TEXT_FIELDS
-from worker.rules import Engine, RuleSpec, html_to_text, render_explanation, validate
+from worker.rules import Engine, RuleSpec, explain, html_to_text, render_explanation, validate
 
 
 def fires(query: str, text: str, **kw: object) -> bool:
@@ -309,7 +309,7 @@ def test_order_and_watchlist_filter() -> None:
 def test_explain() -> None:
     engine = Engine([NK, RuleSpec("north-korea-kursk", "q", query='"North Korean" NEAR/2 capt*')])
     texts = {"title": "North Korean football in Kursk"}
-    first, second = engine.explain(texts, "north-korea-kursk")
+    first, second = explain(engine, texts, "north-korea-kursk")
     assert (first.rule, first.matched, second.rule, second.matched) == (
         "nk-in-kursk",
         False,
@@ -329,7 +329,7 @@ def test_explain() -> None:
         "    ✗ NOT",
         "      ✓ football: 'football'",
     ]
-    [only] = engine.explain({"title": "North Korean was captured"}, "north-korea-kursk", "q")
+    [only] = explain(engine, {"title": "North Korean was captured"}, "north-korea-kursk", "q")
     assert only.matched and only.words == ["North Korean", "captured"]
     assert render_explanation(only).splitlines()[1] == "  ✓ NEAR/2: 'North Korean', 'captured'"
 

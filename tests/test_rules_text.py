@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from worker.rules import html_to_text
-from worker.rules.text import Field, tokenize, words
+from worker.rules.text import (
+    CJK_PUNCT,
+    PLAIN_SPACELESS,
+    TOKEN_RE,
+    Field,
+    spread,
+    tokenize,
+    words,
+)
 
 
 @pytest.mark.parametrize(
@@ -80,3 +90,88 @@ def test_fast_path_equals_slow_path(text: str) -> None:
     for i, (a, b) in enumerate(spans):
         assert field.char_span(i, i + 1) == (a, b)
         assert text[a:b].strip() == text[a:b]
+
+
+def _check_field(text: str) -> None:
+    field = Field(text)
+    tokens, spans = tokenize(text)
+    assert field.canonical == " " + " ".join(tokens) + " "
+    assert field.spans == spans
+
+
+# Scripts the piece-cached path serves, with their marks, digits, spaces and punctuation.
+SCRIPTS = st.sampled_from(
+    list("Курском солдатів їжак ЁЖ Żołnierzy Straße Ἀθῆναι ΣΊΣΥΦΟΣ Việt Nam 北朝鮮の兵士 한국어")
+    + list("\u0301\u0308\u00ad\u200b\u2060\ufeff\u00a0\u2003\u3000\u2028\x85\x1c")
+    + list("½²ﬁǅİ№℃ｶﾞ㋐,.;:!?«»—–-'’\"()[]_0123456789")
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(SCRIPTS, max_size=60))
+def test_piece_path_equals_tokenize_on_scripts(text: str) -> None:
+    """Cutting at white space and caching pieces gives exactly the tokens and offsets of tokenize."""
+    _check_field(text)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=60))
+def test_piece_path_equals_tokenize_on_any_text(text: str) -> None:
+    _check_field(text)
+
+
+def test_no_white_space_character_is_part_of_a_word() -> None:
+    """The piece path relies on it: str.split() never cuts through a token."""
+    spaces = [chr(c) for c in range(0x110000) if chr(c).isspace()]
+    assert spaces
+    assert [c for c in spaces if TOKEN_RE.search(c)] == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Під Курськом — бої", "Straße  und\u00a0Weg", "— … —", "北朝鮮 の兵士", "a\u00adb c", ""],
+)
+def test_piece_path_cases(text: str) -> None:
+    _check_field(text)
+
+
+def test_plain_spaceless_characters_are_their_own_tokens() -> None:
+    """Runs of these are spread without normalising: each must already be a normal token."""
+    ranges = re.findall(r"(.)-(.)|(.)", PLAIN_SPACELESS)
+    chars = [chr(c) for a, b, one in ranges for c in range(ord(a or one), ord(b or one) + 1)]
+    assert len(chars) > 20_000
+    assert [c for c in chars if tokenize(c)[0] != [c] or len(TOKEN_RE.findall(c)) != 1] == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(
+        st.sampled_from(list("北朝鮮の兵士がクルスクで捕虜に。、「」ｶﾞ㋐\u3099 abc1\u0301")),
+        max_size=80,
+    )
+)
+def test_piece_path_equals_tokenize_on_cjk(text: str) -> None:
+    _check_field(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(st.characters(min_codepoint=0x3400, max_codepoint=0x9FFF), min_size=1))
+def test_spread_is_join_with_spaces(run: str) -> None:
+    assert spread(run) == " ".join(run)
+
+
+def test_cjk_punctuation_only_separates() -> None:
+    ranges = re.findall(r"(.)-(.)|(.)", CJK_PUNCT)
+    chars = [chr(c) for a, b, one in ranges for c in range(ord(a or one), ord(b or one) + 1)]
+    assert [c for c in chars if TOKEN_RE.search(c)] == []
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.text(
+        st.sampled_from(list("北朝鮮の兵士ガ。，、「」（）！-/&2０Ａa\U00020000\u3099\u0301ｶ")),
+        max_size=60,
+    )
+)
+def test_spaceless_pieces_equal_tokenize(text: str) -> None:
+    _check_field(text)

@@ -246,6 +246,7 @@ def try_(ctx: click.Context, sources: tuple[str, ...], as_json: bool) -> None:
 @handled
 def explain(ctx: click.Context, sources: tuple[str, ...], watchlist: str, rule: str | None) -> None:
     """Show why each item did or did not match a watchlist's rules."""
+    from worker.rules import explain as explain_item
     from worker.rules import render_explanation
 
     app = _app(ctx)
@@ -257,7 +258,7 @@ def explain(ctx: click.Context, sources: tuple[str, ...], watchlist: str, rule: 
     for feed in feeds_to_try(app, sources, _warn):
         for item in feed.items:
             click.echo(f"■ {item.title}  ({item.feed})")
-            for expl in engine.explain(item.texts(), watchlist, rule):
+            for expl in explain_item(engine, item.texts(), watchlist, rule):
                 click.echo(render_explanation(expl))
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from worker.config import Config
 from worker.model import TEXT_FIELDS
-from worker.rules import Engine
+from worker.rules import Engine, explain
 
 
 def _leaves(node: Any) -> Iterable[Any]:
@@ -26,7 +26,7 @@ def _leaves(node: Any) -> Iterable[Any]:
 def _terms(engine: Engine, texts: dict[str, str], watchlist: str) -> tuple[list[str], list[str]]:
     hit: dict[str, None] = {}
     miss: dict[str, None] = {}
-    for expl in engine.explain(texts, watchlist):
+    for expl in explain(engine, texts, watchlist):
         for leaf in _leaves(getattr(expl, "root", expl)):
             (hit if leaf.matched else miss)[str(leaf.label)] = None
     return list(hit), [m for m in miss if m not in hit]

@@ -19,6 +19,7 @@ from worker.config.settings import (
     ID_PATTERN,
     Feed,
 )
+from worker.config.watchlists import load_languages
 from worker.config.yamlfile import Map, Seq
 
 _FULLTEXT_KEYS = ("fulltext", "fulltext_min_words", "fulltext_deadline")
@@ -97,15 +98,20 @@ def _websub_callback(ld: Checker, path: Path, top: Map) -> str | None:
     return url.rstrip("/") if url else None
 
 
-def load_feeds(ld: Checker) -> tuple[tuple[Feed, ...], bool, dict[str, float], str | None]:
+FeedsFile = tuple[tuple[Feed, ...], bool, dict[str, float], str | None, tuple[str, ...]]
+
+
+def load_feeds(ld: Checker) -> FeedsFile:
+    """Return feeds, allow_private_networks, fetch limits, WebSub callback, ``languages``."""
     path = ld.root / "feeds.yaml"
     doc = ld.load(path)
     if doc is None:
-        return (), False, {}, None
-    allowed_top = {"defaults", "allow_private_networks", "fetch", "feeds", "websub"}
+        return (), False, {}, None, ()
+    allowed_top = {"defaults", "allow_private_networks", "fetch", "feeds", "websub", "languages"}
     top = ld.mapping(path, doc, "feeds.yaml", allowed_top, {"feeds"})
     if top is None:
-        return (), False, {}, None
+        return (), False, {}, None, ()
+    languages = load_languages(ld, path, top, ())
     fetch = _fetch_settings(ld, path, top)
     callback = _websub_callback(ld, path, top)
     defaults = top.get("defaults") or Map()
@@ -123,7 +129,7 @@ def load_feeds(ld: Checker) -> tuple[tuple[Feed, ...], bool, dict[str, float], s
         entries = Seq()
     if not isinstance(entries, Seq):
         ld.error(path, ld.value_pos(top, "feeds"), "'feeds' must be a list")
-        return (), allow_private, fetch, callback
+        return (), allow_private, fetch, callback, languages
     feeds: list[Feed] = []
     seen: set[str] = set()
     allowed = {"id", "url", "tags", *_SCHEDULE_KEYS, "backfill", *_FULLTEXT_KEYS}
@@ -158,4 +164,4 @@ def load_feeds(ld: Checker) -> tuple[tuple[Feed, ...], bool, dict[str, float], s
                 ),
             )
         )
-    return tuple(feeds), allow_private, fetch, callback
+    return tuple(feeds), allow_private, fetch, callback, languages

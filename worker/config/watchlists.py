@@ -19,6 +19,7 @@ from worker.config.yamlfile import Map, Seq
 from worker.errors import QueryError
 from worker.model import TEXT_FIELDS
 from worker.rules import RuleSpec, validate
+from worker.rules.forms import check_languages
 
 
 def load_aliases(ld: Checker, path: Path, node: Any) -> dict[str, tuple[str, ...]]:
@@ -30,6 +31,23 @@ def load_aliases(ld: Checker, path: Path, node: Any) -> dict[str, tuple[str, ...
     return {str(term): ld.strings(path, node, term) for term in node}
 
 
+def load_languages(ld: Checker, path: Path, node: Any, default: tuple[str, ...]) -> tuple[str, ...]:
+    """Return the ``languages:`` of a mapping (``default`` without one); flag unknown codes."""
+    if not isinstance(node, Map) or "languages" not in node:
+        return default
+    codes = ld.strings(path, node, "languages")
+    seq = node.get("languages")
+    known = []
+    for i, code in enumerate(codes):
+        problem = check_languages((code,))
+        if problem:
+            pos = ld.value_pos(seq, i) if isinstance(seq, Seq) else ld.value_pos(node, "languages")
+            ld.error(path, pos, f"languages: {problem}")
+        else:
+            known.append(code)
+    return tuple(dict.fromkeys(known))
+
+
 def _load_rule(
     ld: Checker,
     path: Path,
@@ -37,6 +55,7 @@ def _load_rule(
     node: Any,
     index: int,
     aliases: tuple[tuple[str, tuple[str, ...]], ...],
+    languages: tuple[str, ...] = (),
 ) -> RuleSpec | None:
     allowed = {"id", "all", "any", "none", "query", "in"}
     if ld.mapping(path, node, "rule", allowed) is None:
@@ -64,6 +83,7 @@ def _load_rule(
         none=ld.strings(path, node, "none"),
         fields=fields,
         aliases=aliases,
+        languages=languages,
     )
     if spec.query is not None and (spec.all or spec.any or spec.none):
         ld.error(
@@ -95,11 +115,12 @@ def load_watchlist(
     shared_aliases: dict[str, tuple[str, ...]],
     destinations: Mapping[str, Destination],
     feed_ids: set[str],
+    languages: tuple[str, ...] = (),
 ) -> Watchlist | None:
     doc = ld.load(path)
     if doc is None:
         return None
-    allowed = {"name", "notify", "feeds", "aliases", "rules", "examples", "urgent"}
+    allowed = {"name", "notify", "feeds", "aliases", "rules", "examples", "urgent", "languages"}
     if ld.mapping(path, doc, "watchlist", allowed, {"notify", "rules"}) is None:
         return None
     wid = path.stem
@@ -119,13 +140,14 @@ def load_watchlist(
             ld.error(path, ld.value_pos(scope, "ids"), f"unknown feed id {fid!r}")
     aliases = {**shared_aliases, **load_aliases(ld, path, doc.get("aliases"))}
     alias_spec = tuple(sorted(aliases.items()))
+    languages = load_languages(ld, path, doc, languages)
     rules_node = doc.get("rules")
     rules: list[RuleSpec] = []
     if not isinstance(rules_node, Seq) or not rules_node:
         ld.error(path, ld.value_pos(doc, "rules"), "'rules' must be a non-empty list")
     else:
         for i, node in enumerate(rules_node):
-            spec = _load_rule(ld, path, wid, node, i, alias_spec)
+            spec = _load_rule(ld, path, wid, node, i, alias_spec, languages)
             if spec and any(r.id == spec.id for r in rules):
                 ld.error(path, ld.pos(node), f"duplicate rule id {spec.id!r}")
             elif spec:

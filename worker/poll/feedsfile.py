@@ -123,7 +123,7 @@ def fetch_policy(config_dir: str | os.PathLike[str]) -> tuple[dict[str, float], 
     Raises ``ConfigError`` for problems in ``feeds.yaml``, and only there.
     """
     checker = Checker(Path(config_dir).resolve(), os.environ)
-    _, allow_private, fetch, _ = load_feeds(checker)
+    _, allow_private, fetch, _, _ = load_feeds(checker)
     if checker.problems:
         raise ConfigError(checker.problems)
     return fetch, allow_private

@@ -2,12 +2,21 @@
 
 Modules: ``text`` (HTML → text, normalisation, tokens), ``query`` (parser → tree),
 ``spec`` (RuleSpec → tree, validation), ``engine`` (index + evaluation),
-``explain`` (why a rule did or did not fire).
+``explain`` (why a rule did or did not fire; builds on ``engine``, never the
+reverse), ``forms`` (dictionary forms of words for ``languages:``).
 """
 
 from worker.rules.engine import Engine
-from worker.rules.explain import Explanation, render_explanation
+from worker.rules.explain import Explanation, explain, render_explanation
 from worker.rules.spec import RuleSpec, validate
 from worker.rules.text import html_to_text
 
-__all__ = ["Engine", "Explanation", "RuleSpec", "html_to_text", "render_explanation", "validate"]
+__all__ = [
+    "Engine",
+    "Explanation",
+    "RuleSpec",
+    "explain",
+    "html_to_text",
+    "render_explanation",
+    "validate",
+]

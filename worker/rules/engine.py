@@ -14,6 +14,13 @@ the evaluation reaches it.
 NEAR/n holds when an occurrence of each side lies in the same field with at
 most n other words between them (or overlapping). A group used as a NEAR
 operand occurs wherever any of its matched terms occurs.
+
+Word forms (``languages:``): each unquoted, non-prefix word pattern of a rule
+with languages is also indexed by its dictionary form in each language, in one
+automaton per language. An item's fields are laid out as dictionary forms, token
+for token, only in the languages some rule asks for, and scanned once each; a
+hit there lands on the same tokens as an exact hit would. An engine whose rules
+ask for no language computes no forms.
 """
 
 from __future__ import annotations
@@ -21,11 +28,11 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import ahocorasick
 
 from worker.model import TEXT_FIELDS, Highlight, Match
+from worker.rules.forms import forms_canonical
 from worker.rules.query import (
     Aliases,
     And,
@@ -41,16 +48,14 @@ from worker.rules.query import (
 from worker.rules.spec import RuleSpec, build_tree
 from worker.rules.text import Field
 
-if TYPE_CHECKING:
-    from worker.rules.explain import Explanation
-
-__all__ = ["Engine"]
+__all__ = ["ALL_FIELDS", "Document", "Engine", "Rule", "scope_fields"]
 
 ALL_FIELDS = frozenset(range(len(TEXT_FIELDS)))
 _SCOPE_CACHE: dict[frozenset[str], frozenset[int]] = {}
 
-# A highlight before offsets are resolved: (kind "t" tokens | "c" chars, field, start, end, term).
-Mark = tuple[str, int, int, int, str]
+# A highlight before offsets are resolved: (kind "t" tokens | "c" chars, field, start, end,
+# term, the dictionary form it was found by or "" for the term itself).
+Mark = tuple[str, int, int, int, str, str]
 # An occurrence: field, first token, token after the last, the marks that make it.
 Occ = tuple[int, int, int, tuple[Mark, ...]]
 
@@ -63,6 +68,7 @@ class Rule:
     watchlist: str
     id: str
     tree: Node
+    languages: tuple[str, ...] = ()
     # Sets of pattern ids: the rule can be true only if each set has a hit.
     groups: list[frozenset[int]] = field(default_factory=list)
 
@@ -113,10 +119,20 @@ def required_groups(node: Node) -> list[frozenset[int]]:
     return [group] if group is not None else []
 
 
-def _scope_fields(names: frozenset[str]) -> frozenset[int]:
+def scope_fields(names: frozenset[str]) -> frozenset[int]:
+    """Return the indexes (in TEXT_FIELDS) of the fields named in ``names``."""
     if names not in _SCOPE_CACHE:
         _SCOPE_CACHE[names] = frozenset(i for i, f in enumerate(TEXT_FIELDS) if f in names)
     return _SCOPE_CACHE[names]
+
+
+def _automaton(keys: Mapping[str, int]) -> ahocorasick.Automaton:
+    automaton = ahocorasick.Automaton()
+    for key, pid in keys.items():
+        automaton.add_word(key, pid)
+    if keys:
+        automaton.make_automaton()
+    return automaton
 
 
 class Document:
@@ -127,23 +143,27 @@ class Document:
         self.fields = [Field(texts.get(name) or "") for name in TEXT_FIELDS]
         self.hits: dict[int, list[tuple[int, int, int]]] = {}
         self._regex: dict[tuple[int, int], list[Occ]] = {}
-        automaton, ntokens = engine._automaton, engine._ntokens
         if not engine._keylen:
             return
         for fi, text_field in enumerate(self.fields):
-            canon = text_field.canonical
-            if len(canon) <= 2:
+            if len(text_field.canonical) <= 2:
                 continue
-            # Hits arrive by end position; count spaces incrementally when starts ascend.
-            last_pos = last_count = 0
-            for end, pid in automaton.iter(canon):
-                start = end - engine._keylen[pid] + 1
-                if start >= last_pos:
-                    last_count += canon.count(" ", last_pos, start)
-                else:
-                    last_count = canon.count(" ", 0, start)
-                last_pos = start
-                self.hits.setdefault(pid, []).append((fi, last_count, last_count + ntokens[pid]))
+            self._scan(engine._automaton, text_field.canonical, fi)
+            for lang, automaton in engine._form_automata.items():
+                self._scan(automaton, forms_canonical(text_field.text, lang), fi)
+
+    def _scan(self, automaton: ahocorasick.Automaton, canon: str, fi: int) -> None:
+        keylen, ntokens = self.engine._keylen, self.engine._ntokens
+        # Hits arrive by end position; count spaces incrementally when starts ascend.
+        last_pos = last_count = 0
+        for end, pid in automaton.iter(canon):
+            start = end - keylen[pid] + 1
+            if start >= last_pos:
+                last_count += canon.count(" ", last_pos, start)
+            else:
+                last_count = canon.count(" ", 0, start)
+            last_pos = start
+            self.hits.setdefault(pid, []).append((fi, last_count, last_count + ntokens[pid]))
 
     def regex_occs(self, rid: int, fi: int, term: str) -> list[Occ]:
         """Return the occurrences of regex ``rid`` in field ``fi`` (run once, then cached)."""
@@ -165,10 +185,10 @@ class Document:
                     # The tokens the match overlaps, for NEAR distances.
                     ts = bisect_right(ends, cs)
                     te = bisect_left(starts, ce)
-                    occs.append((fi, ts, max(ts, te), (("c", fi, cs, ce, term),)))
+                    occs.append((fi, ts, max(ts, te), (("c", fi, cs, ce, term, ""),)))
             self._regex[key] = occs
         # The term label differs per leaf sharing a regex: relabel cached marks.
-        return [(f, a, b, (("c", f, m[2], m[3], term),)) for f, a, b, (m,) in self._regex[key]]
+        return [(f, a, b, (("c", f, m[2], m[3], term, ""),)) for f, a, b, (m,) in self._regex[key]]
 
     def evaluate(self, node: Node, allowed: frozenset[int] = ALL_FIELDS) -> list[Occ] | None:
         """Return the occurrences that make ``node`` true ([] for a true NOT), or None if false."""
@@ -195,16 +215,17 @@ class Document:
         if isinstance(node, Not):
             return [] if self.evaluate(node.child, allowed) is None else None
         if isinstance(node, Scope):
-            return self.evaluate(node.child, allowed & _scope_fields(node.fields))
+            return self.evaluate(node.child, allowed & scope_fields(node.fields))
         return self._near(node, allowed)
 
     def _leaf(self, node: Leaf, allowed: frozenset[int]) -> list[Occ] | None:
         """Return a term's occurrences in the allowed fields, or None if it has none."""
         occs: list[Occ] = []
         for pid in node.pids:
+            form = self.engine._forms[pid]
             for fi, ts, te in self.hits.get(pid, ()):
                 if fi in allowed:
-                    occs.append((fi, ts, te, (("t", fi, ts, te, node.term),)))
+                    occs.append((fi, ts, te, (("t", fi, ts, te, node.term, form),)))
         for rid in node.rids:
             for fi in sorted(allowed):
                 occs += self.regex_occs(rid, fi, node.term)
@@ -226,17 +247,27 @@ class Document:
                     occs.append((lf, min(ls, rs), max(le, re_), lm + rm))
         return occs or None
 
-    def highlights(self, occs: Iterable[Occ]) -> tuple[Highlight, ...]:
-        """Return the highlights of ``occs``: exact offsets, one per span, in field order."""
-        seen: dict[tuple[int, int, int], str] = {}
+    def found(self, occs: Iterable[Occ]) -> list[tuple[int, int, int, str, frozenset[str]]]:
+        """Return each span of ``occs`` once, in field order: (field, start, end, term, forms).
+
+        Offsets index the field's original text; ``forms`` holds the dictionary forms
+        the span was found by, with "" when the term itself was found there.
+        """
+        seen: dict[tuple[int, int, int], tuple[str, set[str]]] = {}
         for occ in occs:
-            for kind, fi, a, b, term in occ[3]:
+            for kind, fi, a, b, term, form in occ[3]:
                 if kind == "t":
                     a, b = self.fields[fi].char_span(a, b)
-                seen.setdefault((fi, a, b), term)
+                seen.setdefault((fi, a, b), (term, set()))[1].add(form)
+        return [
+            (fi, a, b, term, frozenset(forms)) for (fi, a, b), (term, forms) in sorted(seen.items())
+        ]
+
+    def highlights(self, occs: Iterable[Occ]) -> tuple[Highlight, ...]:
+        """Return the highlights of ``occs``: exact offsets, one per span, in field order."""
         return tuple(
             Highlight(TEXT_FIELDS[fi], term, self.fields[fi].text[a:b], a, b)
-            for (fi, a, b), term in sorted(seen.items())
+            for fi, a, b, term, _ in self.found(occs)
         )
 
 
@@ -251,20 +282,23 @@ class Engine:
         specs.sort(key=lambda s: order[s.watchlist])  # stable: rule order kept
         self._watchlists = list(order)
         alias_cache: dict[object, Aliases] = {}
-        self._pids: dict[str, int] = {}
+        # Pattern ids by key: "" for exact keys, else the language of dictionary-form keys.
+        self._pids: dict[str, dict[str, int]] = {}
         self._rids: dict[str, int] = {}
         self._keylen: list[int] = []
         self._ntokens: list[int] = []
+        self._forms: list[str] = []  # per pattern id: its dictionary form, "" if exact
         self._regexes: list[object] = []
         self._rules: list[Rule] = []
         users: list[int] = []  # how many rules use each pattern: a proxy for how common it is
         for index, spec in enumerate(specs):
             if spec.aliases not in alias_cache:
                 alias_cache[spec.aliases] = compile_aliases(spec.aliases)
-            rule = Rule(index, spec.watchlist, spec.id, build_tree(spec, alias_cache[spec.aliases]))
+            tree = build_tree(spec, alias_cache[spec.aliases])
+            rule = Rule(index, spec.watchlist, spec.id, tree, spec.languages)
             self._rules.append(rule)
             for leaf in leaves(rule.tree):
-                self._index_leaf(leaf)
+                self._index_leaf(leaf, spec.languages)
                 for pid in set(leaf.pids):
                     users += [0] * (pid + 1 - len(users))
                     users[pid] += 1
@@ -280,13 +314,21 @@ class Engine:
             trigger = min(rule.groups, key=lambda g: sum(users[p] for p in g))
             for pid in trigger:
                 self._triggered[pid].append(rule.index)
-        self._automaton = ahocorasick.Automaton()
-        for key, pid in self._pids.items():
-            self._automaton.add_word(key, pid)
-        if self._pids:
-            self._automaton.make_automaton()
+        automata = {lang: _automaton(keys) for lang, keys in self._pids.items()}
+        self._automaton = automata.pop("") if "" in automata else _automaton({})
+        self._form_automata: dict[str, ahocorasick.Automaton] = automata
 
-    def _index_leaf(self, leaf: Leaf) -> None:
+    def _pattern_id(self, lang: str, key: str, ntokens: int, form: str = "") -> int:
+        keys = self._pids.setdefault(lang, {})
+        pid = keys.get(key)
+        if pid is None:
+            pid = keys[key] = len(self._keylen)
+            self._keylen.append(len(key))
+            self._ntokens.append(ntokens)
+            self._forms.append(form)
+        return pid
+
+    def _index_leaf(self, leaf: Leaf, languages: tuple[str, ...]) -> None:
         pids: list[int] = []
         rids: list[int] = []
         for pattern in leaf.patterns:
@@ -296,19 +338,24 @@ class Engine:
                     self._regexes.append(pattern.compiled)
                 rids.append(self._rids[pattern.source])
                 continue
-            key = pattern.key()
-            pid = self._pids.get(key)
-            if pid is None:
-                pid = self._pids[key] = len(self._keylen)
-                self._keylen.append(len(key))
-                self._ntokens.append(len(pattern.tokens))
-            pids.append(pid)
+            ntokens = len(pattern.tokens)
+            pids.append(self._pattern_id("", pattern.key(), ntokens))
+            if pattern.exact or pattern.prefix:
+                continue
+            for lang in languages:
+                form = forms_canonical(pattern.surface, lang)
+                pids.append(self._pattern_id(lang, form, ntokens, form.strip()))
         leaf.pids, leaf.rids = tuple(dict.fromkeys(pids)), tuple(dict.fromkeys(rids))
 
     @property
     def watchlists(self) -> list[str]:
         """Return the watchlist ids, in order."""
         return list(self._watchlists)
+
+    @property
+    def languages(self) -> frozenset[str]:
+        """Return the languages whose word forms an item's text is laid out in (none: no cost)."""
+        return frozenset(self._form_automata)
 
     def __len__(self) -> int:
         return len(self._rules)
@@ -343,12 +390,3 @@ class Engine:
             if occs is not None:
                 matches.append(Match(rule.watchlist, rule.id, doc.highlights(occs)))
         return matches
-
-    def explain(
-        self, texts: Mapping[str, str], watchlist: str, rule: str | None = None
-    ) -> list[Explanation]:
-        """Return one explanation per rule of ``watchlist`` (or just ``rule``) on ``texts``."""
-        from worker.rules.explain import explain_rule  # explain builds on this module
-
-        doc = Document(self, texts)
-        return [explain_rule(doc, r) for r in self.rules(watchlist, rule)]

@@ -1,17 +1,21 @@
 """Explain why a rule did or did not fire: its tree, each node marked matched or not.
 
 Every node is evaluated on its own (no short-circuit), so a failing example
-still shows which of its terms matched and which did not.
+still shows which of its terms matched and which did not. A word found by its
+dictionary form (``languages:``) shows the form: ``Курском → курск``.
+
+This module builds on ``engine``; the engine knows nothing of it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from worker.rules.engine import ALL_FIELDS, Document, Occ, Rule, _scope_fields
+from worker.rules.engine import ALL_FIELDS, Document, Engine, Occ, Rule, scope_fields
 from worker.rules.query import And, Near, Node, Not, Or, Scope
 
-__all__ = ["Explanation", "explain_rule", "render_explanation"]
+__all__ = ["Explanation", "explain", "explain_rule", "render_explanation"]
 
 
 @dataclass
@@ -27,9 +31,14 @@ class Explanation:
 
 
 def _words(doc: Document, occs: list[Occ] | None) -> list[str]:
-    if not occs:
-        return []
-    return list(dict.fromkeys(h.text for h in doc.highlights(occs)))
+    """Return the words found, each once; one found only by its form as "word → form"."""
+    words: dict[str, None] = {}
+    for fi, a, b, _, forms in doc.found(occs or ()):
+        text = doc.fields[fi].text[a:b]
+        if "" not in forms:
+            text += " → " + ", ".join(sorted(forms))
+        words[text] = None
+    return list(words)
 
 
 def _node(doc: Document, node: Node, allowed: frozenset[int]) -> Explanation:
@@ -40,7 +49,7 @@ def _node(doc: Document, node: Node, allowed: frozenset[int]) -> Explanation:
     elif isinstance(node, Not):
         expl.children = [_node(doc, node.child, allowed)]
     elif isinstance(node, Scope):
-        expl.children = [_node(doc, node.child, allowed & _scope_fields(node.fields))]
+        expl.children = [_node(doc, node.child, allowed & scope_fields(node.fields))]
     elif isinstance(node, Near):
         expl.children = [_node(doc, node.left, allowed), _node(doc, node.right, allowed)]
     return expl
@@ -57,6 +66,14 @@ def explain_rule(doc: Document, rule: Rule) -> Explanation:
         watchlist=rule.watchlist,
         rule=rule.id,
     )
+
+
+def explain(
+    engine: Engine, texts: Mapping[str, str], watchlist: str, rule: str | None = None
+) -> list[Explanation]:
+    """Return one explanation per rule of ``watchlist`` (or just ``rule``) on ``texts``."""
+    doc = engine.scan(texts)
+    return [explain_rule(doc, r) for r in engine.rules(watchlist, rule)]
 
 
 def render_explanation(expl: Explanation, indent: int = 0) -> str:

@@ -38,10 +38,17 @@ __all__ = ["And", "Leaf", "Near", "Node", "Not", "Or", "Regex", "Scope", "Words"
 
 @dataclass(frozen=True)
 class Words:
-    """Consecutive normalised tokens; with ``prefix`` the last one is a prefix."""
+    """Consecutive normalised tokens; with ``prefix`` the last one is a prefix.
+
+    ``surface`` is the text as written (word forms are found from it); ``exact``
+    marks a quoted term, which never matches other forms of its words. Neither
+    changes which term this is, so aliases of ``Kursk`` apply to ``"Kursk"``.
+    """
 
     tokens: tuple[str, ...]
     prefix: bool = False
+    surface: str = field(default="", compare=False)
+    exact: bool = field(default=False, compare=False)
 
     def key(self) -> str:
         """Return the substring that marks a match in a canonical field text."""
@@ -134,7 +141,8 @@ def parse_pattern(text: str, column: int = 1) -> Pattern:
     """Return the pattern of one term: ``word``, ``prefix*``, ``"a phrase"``, ``/regex/``."""
     if len(text) >= 2 and text[0] == "/" and text[-1] == "/":
         return compile_regex(text[1:-1], column)
-    if len(text) >= 2 and text[0] == '"' and text[-1] == '"':
+    exact = len(text) >= 2 and text[0] == '"' and text[-1] == '"'
+    if exact:
         text = text[1:-1]
     body = text.rstrip()
     prefix = body.endswith("*")
@@ -147,7 +155,7 @@ def parse_pattern(text: str, column: int = 1) -> Pattern:
         raise QueryError(f"{text!r} has no letters or digits to match", column)
     if prefix and body and not body[-1].isalnum():
         raise QueryError(f"{text!r}: '*' must follow a letter or digit", column)
-    return Words(tokens, prefix)
+    return Words(tokens, prefix, body, exact)
 
 
 def pattern_key(pattern: Pattern) -> object:

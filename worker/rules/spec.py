@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from worker.errors import QueryError
 from worker.model import TEXT_FIELDS
+from worker.rules.forms import check_languages
 from worker.rules.query import (
     Aliases,
     And,
@@ -45,6 +46,8 @@ class RuleSpec:
     none: tuple[str, ...] = ()
     fields: tuple[str, ...] = ()
     aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    #: Languages whose word forms the rule's unquoted terms match (``worker.rules.forms``).
+    languages: tuple[str, ...] = ()
 
 
 def _list_leaf(kind: str, term: str, aliases: Aliases) -> Node:
@@ -58,6 +61,9 @@ def build_tree(spec: RuleSpec, aliases: Aliases | None = None) -> Node:
     """Return the expression tree of ``spec``; raise QueryError if it is invalid."""
     if aliases is None:
         aliases = compile_aliases(spec.aliases)
+    problem = check_languages(spec.languages)
+    if problem:
+        raise QueryError(problem, 1)
     unknown = [f for f in spec.fields if f not in TEXT_FIELDS]
     if unknown:
         raise QueryError(f"unknown field {unknown[0]!r}; use some of " + ", ".join(TEXT_FIELDS), 1)

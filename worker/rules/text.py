@@ -16,6 +16,10 @@ Decisions:
   index the text the user sees. The canonical form of a field is its tokens
   joined by single spaces with a space at each end; a term matches a field
   exactly when ``" term "`` (or ``" prefix"``) is a substring of it.
+- Speed: ASCII text is folded with C calls only. Other text is cut at white
+  space (no token spans white space) and each piece is normalised once per
+  process and cached: news repeats its words, so most pieces are cache hits.
+  Offsets are only needed for highlights, so they are computed when asked.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import html
 import re
 import sys
 import unicodedata
+from collections.abc import Callable
 from functools import lru_cache
 from html.parser import HTMLParser
 
@@ -40,6 +45,22 @@ SPACELESS = (
     "\U00020000-\U0003134f"  # Han extensions
 )
 
+# Spaceless-script characters of the BMP that are already normalised tokens (Han, kana
+# letters): a run of them is spread into one token per character without any lookup.
+PLAIN_SPACELESS = (
+    "\u3041-\u3096\u309d\u309e\u30a1-\u30fa\u30fc-\u30fe"  # Hiragana, Katakana letters
+    "\u3400-\u4dbf\u4e00-\u9fff"  # Han
+)
+_PLAIN_SPACELESS_RE = re.compile(f"[{PLAIN_SPACELESS}]")
+# CJK punctuation, all separators: blanked before a spaceless piece is spread.
+CJK_PUNCT = (
+    "\u3000-\u3004\u3008-\u3011\u3014-\u301f\u2018-\u201f\u2026\u00b7"
+    "\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65"
+)
+_CJK_PUNCT_RE = re.compile(f"[{CJK_PUNCT}]")
+# After spread(): characters other than Han/kana, one space apart, were one run before.
+_OTHER_RUN_RE = re.compile(f"[^{PLAIN_SPACELESS} ](?: [^{PLAIN_SPACELESS} ])*")
+
 
 def _mark_class() -> str:
     """Return a regex class body of every combining mark in the BMP, plus in-word format chars."""
@@ -55,7 +76,7 @@ def _mark_class() -> str:
     return re.escape(body).replace("\\-", "-") + "\u00ad\u200b-\u200d\u2060\ufeff"
 
 
-_INVISIBLE = re.compile("[\u00ad\u200b-\u200d\u2060\ufeff]")
+INVISIBLE_RE = re.compile("[\u00ad\u200b-\u200d\u2060\ufeff]")
 _MARKS = _mark_class()
 #: A word: one spaceless-script character, or a run of other letters/digits/marks.
 TOKEN_RE = re.compile(f"[{SPACELESS}]|(?:[^\\W_{SPACELESS}]|[{_MARKS}])+")
@@ -64,7 +85,10 @@ _ASCII_TOKEN_RE = re.compile(r"[A-Za-z0-9]+")
 _ASCII_FOLD = str.maketrans({i: (chr(i).lower() if chr(i).isalnum() else " ") for i in range(128)})
 # Typographic punctuation (curly quotes, dashes, no-break space) is common in English
 # feeds and a separator either way: blank it so such text keeps the fast path.
-_TYPOGRAPHIC_RE = re.compile("[\u00a0\u00ab\u00bb\u00b7\u2010-\u2027\u2039\u203a]")
+_TYPOGRAPHIC = "\u00a0\u00ab\u00bb\u00b7\u2010-\u2027\u2039\u203a"
+_TYPOGRAPHIC_RE = re.compile(f"[{_TYPOGRAPHIC}]")
+# Stops at the first character that is neither ASCII nor typographic (early in Cyrillic text).
+_NOT_PLAIN_RE = re.compile(f"[^\x00-\x7f{_TYPOGRAPHIC}]")
 _RUN_RE = re.compile(r"\S+")
 # After NFKC a token may contain separators (½ → 1⁄2) or fold into spaceless chars.
 _SPLIT_RE = re.compile(f"[{SPACELESS}]|(?:[^\\W_{SPACELESS}]|[{_MARKS}])+")
@@ -78,7 +102,7 @@ def normalise_word(word: str) -> tuple[str, ...]:
     s = unicodedata.normalize("NFKC", word).casefold()
     s = unicodedata.normalize("NFKD", s)
     s = "".join(c for c in s if not "\u0300" <= c <= "\u036f")
-    s = _INVISIBLE.sub("", unicodedata.normalize("NFC", s))
+    s = INVISIBLE_RE.sub("", unicodedata.normalize("NFC", s))
     return tuple(sys.intern(t) for t in _SPLIT_RE.findall(s))
 
 
@@ -96,6 +120,88 @@ def tokenize(text: str) -> tuple[list[str], list[tuple[int, int]]]:
     return tokens, spans
 
 
+def _piece(piece: str) -> str:
+    """Return the normalised tokens of a piece of text without white space, space-joined."""
+    return " ".join(tok for m in TOKEN_RE.finditer(piece) for tok in normalise_word(m.group()))
+
+
+def spread(run: str) -> str | None:
+    """Return ``" ".join(run)``, 8x faster on CJK text; None if ``run`` is not all BMP.
+
+    ``str.join`` over a string makes an object per character; interleaving the
+    UTF-16 code units with spaces is a handful of C-level slice copies.
+    """
+    units = run.encode("utf-16-le", "surrogatepass")
+    if len(units) != 2 * len(run):
+        return None  # a character outside the BMP takes two code units
+    out = bytearray(2 * len(units))
+    out[0::4] = units[0::2]
+    out[1::4] = units[1::2]
+    out[2::4] = b" " * len(run)
+    return out[:-2].decode("utf-16-le")
+
+
+class Pieces:
+    """Turn text into a canonical form piece by piece, each distinct piece computed once.
+
+    A piece is a run of text between white space; no token spans white space, so a
+    text's tokens are its pieces' tokens in order. ``convert`` maps a piece to its
+    tokens joined by single spaces ("" for none). The cache is a plain dict, looked
+    up in one C call per text; it is emptied when it holds ``maxsize`` pieces (about
+    185 bytes a piece of Cyrillic text: 18 MB at the default size).
+    """
+
+    def __init__(self, convert: Callable[[str], str], maxsize: int = 100_000) -> None:
+        self.convert = convert
+        self.maxsize = maxsize
+        self.cache: dict[str, str] = {}
+
+    def canonical(self, text: str) -> str:
+        """Return the converted tokens of ``text`` joined by single spaces, a space at each end."""
+        pieces = text.split()
+        try:
+            out = list(map(self.cache.__getitem__, pieces))
+        except KeyError:
+            out = list(map(self._miss, pieces))
+        return " " + " ".join(filter(None, out)) + " "  # a piece may hold no token: ""
+
+    def _miss(self, piece: str) -> str:
+        got = self.cache.get(piece)
+        if got is None:
+            if _PLAIN_SPACELESS_RE.search(piece):
+                return self._spaceless(piece)
+            if len(self.cache) >= self.maxsize:
+                self.cache.clear()
+            got = self.convert(piece)
+            # Most pieces of lower-case text are their own form: keep one string, not two.
+            got = self.cache[piece] = piece if got == piece else got
+        return got
+
+    def _spaceless(self, piece: str) -> str:
+        # Chinese or Japanese text has no spaces: a piece is a whole paragraph, seldom
+        # seen twice, so it is not cached. Its Han and kana characters are one token
+        # each: spread them all at once, then gather back and convert the runs of other
+        # characters (digits, Latin words), usually few. C calls, bar one per such run.
+        spaced = spread(_CJK_PUNCT_RE.sub(" ", piece))
+        if spaced is None:
+            return self.convert(piece)
+        spaced = _OTHER_RUN_RE.sub(self._gather, spaced)
+        while "  " in spaced:  # str.replace is a C loop; a regex here costs 5x more
+            spaced = spaced.replace("   ", " ").replace("  ", " ")
+        return spaced.strip()
+
+    def _gather(self, run: re.Match[str]) -> str:
+        return " " + self._miss(run.group().replace(" ", "")) + " "
+
+
+_PIECES = Pieces(_piece)
+
+
+def canonical(text: str) -> str:
+    """Return the canonical form of ``text``: its tokens joined by spaces, a space at each end."""
+    return _PIECES.canonical(text)
+
+
 def words(text: str) -> list[str]:
     """Return the normalised tokens of ``text``."""
     if text.isascii():
@@ -111,22 +217,25 @@ class Field:
     def __init__(self, text: str) -> None:
         self.text = text
         self._spans: list[tuple[int, int]] | None = None
-        plain = text if text.isascii() else _TYPOGRAPHIC_RE.sub(" ", text)
-        if plain.isascii():
+        self._folded: str | None
+        if text.isascii() or not _NOT_PLAIN_RE.search(text):
+            plain = text if text.isascii() else _TYPOGRAPHIC_RE.sub(" ", text)
             self._folded = plain.translate(_ASCII_FOLD)
             # Fast path, C calls only (a regex tokeniser costs 10x more); spans are
             # found in the folded text, which has the same offsets, when asked.
             self.canonical = " " + " ".join(self._folded.split()) + " "
         else:
-            self._folded = ""
-            tokens, self._spans = tokenize(text)
-            self.canonical = " " + " ".join(tokens) + " "
+            self._folded = None  # offsets differ after normalisation: tokenise when asked
+            self.canonical = canonical(text)
 
     @property
     def spans(self) -> list[tuple[int, int]]:
         """Return the original-text span of each token."""
         if self._spans is None:
-            self._spans = [m.span() for m in _RUN_RE.finditer(self._folded)]
+            if self._folded is None:
+                self._spans = tokenize(self.text)[1]
+            else:
+                self._spans = [m.span() for m in _RUN_RE.finditer(self._folded)]
         return self._spans
 
     def token_index(self, pos: int) -> int:
