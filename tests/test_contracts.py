@@ -23,6 +23,8 @@ def test_rules_are_a_tuple_not_a_joined_string() -> None:
     assert alert.rules == ("troops.kursk", "nk-in-kursk")
     assert alert.to_dict()["rules"] == ["troops.kursk", "nk-in-kursk"]
     assert "rule" not in alert.to_dict()
+    with pytest.raises(TypeError, match="tuple"):
+        Alert(alert.watchlist, alert.watchlist_name, "a, b", alert.item)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

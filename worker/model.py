@@ -132,6 +132,10 @@ class Alert:
     highlights: tuple[Highlight, ...] = ()
     also_in: tuple[str, ...] = field(default=())
 
+    def __post_init__(self) -> None:
+        if isinstance(self.rules, str):  # the old comma-joined form: each letter would count
+            raise TypeError("Alert.rules is a tuple of rule ids, not a string")
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "watchlist": self.watchlist,
