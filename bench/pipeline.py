@@ -12,6 +12,10 @@ Baseline, the design a user writes first: fetch each feed with feedparser, one
 RQ job per item (plain ``rq`` SimpleWorker processes, one per core by default,
 ``--baseline-workers``), every rule a loop of ``\\b`` regexes, delivery through apprise.
 
+The archive (``archive:`` in feeds.yaml, on by default; ``--archive 0`` turns it off
+to compare the figures) is reported as bytes per archived item: the item as JSON
+(raw), its compressed record, and what the Redis stream holds.
+
 Prints one JSON line. Uses only 127.0.0.1 and a redis-server of its own.
 """
 
@@ -38,6 +42,8 @@ sys.path[:0] = [str(HERE.parent / "tests"), str(HERE.parent)]
 import redis
 from faults import FeedServer, Receiver, descendants, wait_for
 
+from worker.core import keys
+from worker.core.archive import ENTRY_OVERHEAD, scan
 from worker.core.pools import IDLE_CLOSE
 from worker.core.store import EmbeddedRedis
 
@@ -80,11 +86,17 @@ def make_item(
 
 
 def write_config(
-    root: Path, urls: dict[str, str], rules: list[tuple[str, str, str]], hook: str, interval: str
+    root: Path,
+    urls: dict[str, str],
+    rules: list[tuple[str, str, str]],
+    hook: str,
+    interval: str,
+    archive: str = "7d",
 ) -> None:
     (root / "watchlists").mkdir(parents=True, exist_ok=True)
     feeds = [
         "allow_private_networks: true",
+        f"archive: {archive}",
         # Items link to n.example.com: full text would try to fetch beyond loopback.
         f"defaults: {{interval: {interval}, backfill: 1000, fulltext: never}}",
         "feeds:",
@@ -228,6 +240,25 @@ def run_baseline(
     }
 
 
+def archive_figures(client: redis.Redis) -> dict[str, Any]:
+    """Return the archive's size: Redis bytes, record bytes and raw bytes per archived item."""
+    n = client.xlen(keys.ARCHIVE)
+    if not n:
+        return {"items": 0}
+    raw = sum(
+        len(json.dumps(item.to_dict(), ensure_ascii=False).encode())
+        for page in scan(client, 0)
+        for item in page
+    )
+    records = int(client.get(keys.ARCHIVE_BYTES) or 0) - n * ENTRY_OVERHEAD
+    return {
+        "items": n,
+        "raw_bytes_per_item": round(raw / n, 1),
+        "record_bytes_per_item": round(records / n, 1),
+        "redis_bytes_per_item": round(int(client.memory_usage(keys.ARCHIVE, 0) or 0) / n, 1),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--feeds", type=int, default=500)
@@ -238,6 +269,7 @@ def main() -> None:
     ap.add_argument("--interval", default="10s", help="feed interval for the latency phase")
     ap.add_argument("--baseline-items", type=int, default=600)
     ap.add_argument("--seed", type=int, default=8)
+    ap.add_argument("--archive", default="7d", help="feeds.yaml archive: (0: off, to compare)")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     vocab = words(rng, 3000, 6)
@@ -255,7 +287,7 @@ def main() -> None:
         expected |= {it["link"].rsplit("/", 1)[1] for it in items if it["link"].endswith("-hit")}
         server.publish(name, items)
         urls[name], home[name] = server.url(name), server
-    write_config(tmp / "config", urls, rules, receiver.url, args.interval)
+    write_config(tmp / "config", urls, rules, receiver.url, args.interval, args.archive)
     (tmp / "rules.json").write_text(json.dumps(rules))
     var = tmp / "var"
     embedded = EmbeddedRedis(var)
@@ -340,6 +372,7 @@ def main() -> None:
             "item_bodies_share": round(item_bytes / max(remembered, 1), 1),
             "remembered": remembered,
         }
+        out["archive"] = archive_figures(client)
         pids += descendants(run.pid)
         out["peak_rss_mb"] = {
             f"{role(p)}-{p}": round(status(p, "VmHWM") / 2**20, 1)

@@ -1,8 +1,12 @@
 """Real parts for tests: Redis, a loopback feed server, an HTTP receiver, an SMTP server.
 
-Redis: ``REDIS_URL`` when set (CI points it at the system Redis, a database
-of its own), else an embedded redis-server started once per session. Every
-test that asks for ``redis_client`` gets it flushed before and after.
+Redis: ``REDIS_URL`` when set (CI points it at the system Redis), else an
+embedded redis-server started once per session. Under pytest-xdist every
+worker has a Redis of its own: its own embedded server, or with ``REDIS_URL``
+the database ``base + worker index`` (``.../10`` gives gw0 db 10, gw1 db 11…).
+Every test that asks for ``redis_client`` gets it flushed before and after.
+Tests that use ``redis_url`` are marked ``redis``: the second CI pass, against
+the system Redis, runs only those (``-m "redis and not slow"``).
 """
 
 from __future__ import annotations
@@ -14,17 +18,40 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
 import redis
+import serving
 
 from worker.core.store import EmbeddedRedis, connect
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "redis_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.redis)
+
+
+def worker_database(url: str, worker: str) -> str:
+    """Return ``url`` moved to database ``its own + the xdist worker's index`` (gw3 → +3)."""
+    index = int(worker[2:]) if worker.startswith("gw") else 0
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        query = dict(parse_qsl(parts.query))
+        query["db"] = str(int(query.get("db", 0)) + index)
+        return f"unix://{parts.netloc}{parts.path}?{urlencode(query)}"
+    db = int(parts.path.strip("/") or 0) + index
+    return urlunsplit(parts._replace(path=f"/{db}"))
 
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = os.environ.get("REDIS_URL")
     if url:
+        url = worker_database(url, os.environ.get("PYTEST_XDIST_WORKER", ""))
+        connect(url).ping()  # a database the server lacks fails here, once, with Redis's words
         yield url
         return
     server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
@@ -102,8 +129,7 @@ class _Server:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        self.thread = serving.start(self.httpd)
 
     @property
     def base(self) -> str:
@@ -114,8 +140,7 @@ class _Server:
         return int(self.httpd.server_address[1])
 
     def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        serving.stop(self.httpd)
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import serving
 from feedgen import rss
 
 STORY = re.compile(r"https://n\.example\.com/story/([A-Za-z0-9_-]+)")
@@ -70,7 +71,7 @@ class FeedServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.httpd.handle_error = lambda *a: None  # type: ignore[method-assign]  # resets are expected
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        serving.start(self.httpd)
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}/{name}.xml"
@@ -151,8 +152,7 @@ class FeedServer:
 
     def close(self) -> None:
         self.stopping.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        serving.stop(self.httpd)
 
 
 @dataclass
@@ -211,7 +211,7 @@ class Receiver:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.httpd.handle_error = lambda *a: None  # type: ignore[method-assign]  # resets are expected
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        serving.start(self.httpd)
 
     @property
     def url(self) -> str:
@@ -224,5 +224,4 @@ class Receiver:
             ]
 
     def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        serving.stop(self.httpd)

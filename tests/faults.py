@@ -28,8 +28,23 @@ __all__ = ["STORY", "FeedServer", "Receipt", "Receiver", "story_items"]  # re-ex
 import contextlib
 
 from worker.core.store import DURABLE_REDIS_ARGS, redis_server_binary
+from worker.service.timers import Timers
 
 WATCHLIST = "notify: [hook]\nrules:\n  - id: kursk\n    all: [Kursk]\n"
+#: RQ's clocks (``worker.service.timers``) for the short versions of the tests that wait
+#: for a killed process's jobs or locks: seconds, not a minute. Their ``slow`` versions,
+#: and every other fault test, run with production's (a 5 s job limit would change what
+#: a 5 s Redis outage does to a running job).
+FAST_TIMERS = "job_timeout=5,maintenance=1,stuck_after=3,scheduler_lock=3"
+
+
+def pickup_limit(timers: Timers) -> float:
+    """Return the seconds within which a killed worker's job must run again.
+
+    Abandoned ``heartbeat_ttl`` after it started, seen by the next maintenance pass,
+    5 s for the rest: 60 s with production's clocks, the README's "about a minute".
+    """
+    return timers.heartbeat_ttl + timers.maintenance + 5
 
 
 def wait_for(
@@ -271,8 +286,10 @@ def tally(name: str, expected: Iterable[str], receiver: Receiver) -> Tally:
 class Rig:
     """One fault test's world: its Redis, feed server, receiver and newsalert processes."""
 
-    def __init__(self, tmp: Path, own_redis: bool = True) -> None:
+    def __init__(self, tmp: Path, own_redis: bool = True, fast_timers: bool = False) -> None:
         self.tmp = tmp
+        self.timers_env = FAST_TIMERS if fast_timers else ""
+        self.timers = Timers.parse(self.timers_env)
         self.redis = RedisServer(tmp / "redis") if own_redis else None
         if self.redis:
             self.redis.start()
@@ -289,6 +306,8 @@ class Rig:
         return make_config(self.config_dir, self.feeds, names, self.receiver, interval, backfill)
 
     def spawn(self, *args: str, log: str = "run.log", **env: str) -> Proc:
+        if self.timers_env:
+            env.setdefault("NEWSALERT_RQ_TIMERS", self.timers_env)
         proc = Proc(list(args), newsalert_env(self.config_dir, self.url, **env), self.tmp / log)
         self.procs.append(proc)
         return proc

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import serving
+
 from worker.config import Feed
 
 
@@ -67,8 +69,7 @@ class FeedServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        self.thread = serving.start(self.httpd)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
@@ -78,8 +79,7 @@ class FeedServer:
             return len(self.hits.get(path, []))
 
     def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        serving.stop(self.httpd)
 
 
 def local_feed(*args: Any, **kwargs: Any) -> Feed:

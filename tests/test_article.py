@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import serving
 from conftest import Route
 from shared import shared_dir
 
@@ -125,13 +126,12 @@ class HangingServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        serving.start(self.httpd)
         self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
     def close(self) -> None:
         self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        serving.stop(self.httpd)
 
 
 @pytest.fixture
@@ -275,6 +275,41 @@ def test_robots_disallowing_the_path_means_no_fetch(http_server, redis_client) -
     assert "/private/nk" not in http_server.hits
     assert http_server.hits["/robots.txt"] == 1
     assert backed_off_hosts(redis_client) == []  # one path refused, not the host
+
+
+@pytest.mark.parametrize("status", [401, 403, 404, 410])
+def test_robots_txt_answering_4xx_means_no_rules(http_server, redis_client, status) -> None:
+    """RFC 9309 §2.3.1.3: a 4xx robots.txt is "unavailable", and everything may be fetched."""
+    http_server.routes["/robots.txt"] = Route(b"User-agent: *\nDisallow: /\n", status=status)
+    http_server.routes["/nk"] = Route(article_page(article_text("own")), headers=HTML)
+    out = _add(redis_client, _config(Feed(id="world", url="x")), [_item(f"{http_server.base}/nk")])
+    assert "North Korean" in out[0].article
+    assert http_server.hits["/robots.txt"] == 1 and http_server.hits["/nk"] == 1
+    assert backed_off_hosts(redis_client) == []
+    ttl = redis_client.ttl(keys.robots(http_server.base))
+    assert keys.ROBOTS_ERROR_TTL < ttl <= keys.ROBOTS_TTL  # the answer is kept for a day
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_robots_txt_answering_5xx_disallows_for_a_short_while(
+    http_server, redis_client, status
+) -> None:
+    """RFC 9309 §2.3.1.4: "unreachable" disallows everything, here for ROBOTS_ERROR_TTL only."""
+    http_server.routes["/robots.txt"] = Route(b"down", status=status)
+    http_server.routes["/nk"] = Route(article_page(article_text("own")), headers=HTML)
+    config = _config(Feed(id="world", url="x"))
+    out = _add(redis_client, config, [_item(f"{http_server.base}/nk")])
+    assert out[0].article == "" and "/nk" not in http_server.hits
+    ttl = redis_client.ttl(keys.robots(http_server.base))
+    assert 0 < ttl <= keys.ROBOTS_ERROR_TTL
+    # An outage of robots.txt is not a refusal: the host is not left alone for hours.
+    assert backed_off_hosts(redis_client) == []
+    # Once that answer expires and robots.txt is back, the host's next article is fetched.
+    http_server.routes["/robots.txt"] = Route(b"User-agent: *\nAllow: /\n")
+    http_server.routes["/nk2"] = http_server.routes["/nk"]
+    redis_client.delete(keys.robots(http_server.base))  # what the expiry does
+    again = _add(redis_client, config, [_item(f"{http_server.base}/nk2")])
+    assert "North Korean" in again[0].article and http_server.hits["/nk2"] == 1
 
 
 def test_robots_rules_for_our_agent_and_disallow_all_backs_off(http_server, redis_client) -> None:

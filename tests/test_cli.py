@@ -1,4 +1,4 @@
-"""``newsalert try`` and ``explain``: the dry-run commands ops script against."""
+"""``newsalert try`` and ``explain`` (the dry-run commands ops script against), and exit codes."""
 
 from __future__ import annotations
 
@@ -8,10 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from configs import NK_WATCHLIST, write_config
+from configs import NK_WATCHLIST, feeds_yaml, write_config
 from conftest import Route
+from faults import RedisServer, wait_for
 from feedgen import UNRELATED, article_item, rss
 from shared import shared_dir
+
+from worker.cli import RET_PENDING, RET_REDIS
+from worker.service.queue import pending
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FEEDS = "allow_private_networks: true\nfeeds: []\n"
@@ -130,3 +134,66 @@ def test_try_fetches_a_url(tmp_path, http_server):
     result = newsalert(_config(tmp_path), "try", "--json", f"{http_server.base}/feed.xml")
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == 2
+
+
+# -- exit codes (worker.cli RET_*) ----------------------------------------------
+
+
+def _service_env(config: Path, redis_url: str, **extra: str) -> dict[str, str]:
+    env = dict(os.environ, REDIS_URL=redis_url, NEWSALERT_CONFIG=str(config), **extra)
+    env.pop("PORT", None)
+    return env
+
+
+def test_run_once_exits_5_when_deliveries_are_left_pending(
+    tmp_path, http_server, receiver, redis_client, redis_url
+):
+    http_server.routes["/feed.xml"] = Route(
+        rss([{"title": "North Korean troops in Kursk", "link": "https://n.example.com/1"}])
+    )
+    config = write_config(
+        tmp_path / "config",
+        feeds=feeds_yaml({"world": f"{http_server.base}/feed.xml"}, backfill=1),
+        destinations=f"hook:\n  url: json://127.0.0.1:{receiver.port}/alerts\n",
+        watchlists={"kursk": "notify: [hook]\nrules:\n  - id: r\n    all: [Kursk]\n"},
+    )
+    receiver.fail_next = [500]  # the first try fails; the retry is due in a minute
+    env = _service_env(config, redis_url, NEWSALERT_RETRY_INTERVALS="60")
+    done = subprocess.run(
+        [sys.executable, "-m", "worker.cli", "run", "--once", "--wait", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == RET_PENDING == 5, done.stderr
+    assert "1 jobs still pending" in done.stderr, done.stderr
+    assert receiver.received == []  # the one try was refused
+    assert pending(redis_client) == 1, "the retry stays queued in Redis"
+
+
+def test_run_exits_3_when_redis_stays_unreachable_past_the_grace(tmp_path):
+    config = write_config(tmp_path / "config", feeds=FEEDS, destinations=DESTS)
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    log = tmp_path / "run.log"
+    try:
+        with log.open("w") as stderr:
+            run = subprocess.Popen(
+                [sys.executable, "-m", "worker.cli", "run"],
+                env=_service_env(config, server.url, NEWSALERT_REDIS_GRACE="1"),
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
+        wait_for(lambda: "worker" in log.read_text() and "started" in log.read_text(), 60, "start")
+        server.stop()
+        # Noticed within a 5 s check (plus the client's retries), given up after the 1 s
+        # grace at the next check, then up to SHUTDOWN_GRACE (25 s) for the children.
+        code = run.wait(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+        server.stop()
+    assert code == RET_REDIS == 3, log.read_text()[-2000:]
+    assert "Redis unreachable for" in log.read_text()

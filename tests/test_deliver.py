@@ -7,7 +7,15 @@ import logging
 import threading
 
 import pytest
-from deliverkit import dead_letters, make_app, payload, run_jobs, sent, uninstall
+from deliverkit import (
+    dead_letters,
+    make_app,
+    make_scheduled_due,
+    payload,
+    run_jobs,
+    sent,
+    uninstall,
+)
 
 from worker.core import keys
 from worker.deliver import send as deliver_mod
@@ -144,7 +152,17 @@ def test_two_workers_racing_on_one_alert_deliver_once(
     for t in threads:
         t.join(timeout=30)
     assert len(results) == 4
-    run_jobs(app)  # a racer that found the outbox busy scheduled a flush: run it
+    if extra:  # through the outbox: one racer queued it, the others found it queued or sent
+        assert results.count("queued") >= 1, results
+        assert set(results) <= {"queued", "duplicate"}, results
+    else:  # one sent it; a racer that found the claim held scheduled a recheck of its own
+        assert results.count("sent") == 1, results
+        assert set(results) <= {"sent", "in flight", "duplicate"}, results
+        # (rechecks made in the same second share a job id: one job stands for them)
+        in_flight = results.count("in flight")
+        assert min(in_flight, 1) <= make_scheduled_due(redis_client) <= in_flight
+    # Run what the racers left behind (a flush, or the rechecks) now: none may send again.
+    assert run_jobs(app) == 0
     assert len(receiver.received) == 1, results
     assert sent(redis_client, p)
     assert dead_letters(redis_client) == []
@@ -269,12 +287,16 @@ def test_a_job_queued_under_the_old_module_path_still_runs(
     tmp_path, receiver, redis_client, redis_url
 ):
     """RQ stores ``worker.jobs.deliver`` in jobs queued before the stage packages."""
-    from worker.service.queue import JOB_TIMEOUT, queue
+    from worker.service.queue import queue
+    from worker.service.timers import Timers
 
     app = make_app(tmp_path, redis_url, notify="[hook]", destinations=hook(receiver))
     p = payload(1, "hook")
     queue(redis_client, keys.DELIVER_QUEUE).enqueue(
-        "worker.jobs.deliver", p, job_id=f"deliver-{p['delivery']}", job_timeout=JOB_TIMEOUT
+        "worker.jobs.deliver",
+        p,
+        job_id=f"deliver-{p['delivery']}",
+        job_timeout=Timers().job_timeout,
     )
     assert run_jobs(app, wait=10) == 0
     assert sent(redis_client, p)

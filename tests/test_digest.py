@@ -9,7 +9,7 @@ import pytest
 from configs import NK_WATCHLIST, feeds_yaml, write_config
 from deliverkit import make_app, payload, run_jobs, sent, texts, uninstall
 
-from worker.config import load_config
+from worker.config import Config, load_config
 from worker.config.schedule import parse_digest, parse_quiet_hours
 from worker.core import keys
 from worker.deliver import outbox
@@ -178,16 +178,16 @@ def test_alert_claimed_by_a_dead_flusher_comes_back(tmp_path, receiver, redis_cl
 # -- quiet hours and scheduled digests -----------------------------------------
 
 
+def quiet_nights(tmp_path, receiver, redis_url) -> Config:
+    """Return the config of an app whose one destination has quiet hours 22:00-07:00 in Kyiv."""
+    quiet = hook(receiver, '  quiet_hours: "22:00-07:00 Europe/Kyiv"\n')
+    return make_app(tmp_path, redis_url, quiet, notify="[hook]").config()
+
+
 def test_quiet_hours_hold_alerts_and_release_one_digest_at_the_end(
     tmp_path, receiver, redis_client, redis_url
 ):
-    app = make_app(
-        tmp_path,
-        redis_url,
-        hook(receiver, '  quiet_hours: "22:00-07:00 Europe/Kyiv"\n'),
-        notify="[hook]",
-    )
-    config = app.config()
+    config = quiet_nights(tmp_path, receiver, redis_url)
     clock = Clock(kyiv(2026, 1, 15, 21, 30))
 
     def arrive(n: int, urgent: bool = False) -> None:
@@ -258,3 +258,34 @@ def test_digest_that_fails_for_good_makes_dead_letters_and_one_notice(
     notices = [r for r in receiver.received if r["path"] == "/ops"]
     assert len(notices) == 1 and "3 alerts" in notices[0]["body"]["message"]
     assert not any(sent(redis_client, p) for p in ps)
+
+
+def test_a_backlog_of_120_goes_out_as_digests_of_at_most_50(
+    tmp_path, receiver, redis_client, redis_url
+):
+    config = quiet_nights(tmp_path, receiver, redis_url)
+    clock = Clock(kyiv(2026, 1, 15, 23, 0))
+    payloads = [payload(n, "hook") for n in range(120)]
+    for p in payloads:
+        outbox.add(redis_client, "hook", Delivery.from_dict(p), clock.now)
+        clock.now += 1
+    assert outbox.flush(redis_client, config, "hook", clock, enqueue_flush=enqueue_flush) == 0
+    clock.now = kyiv(2026, 1, 16, 7, 0)
+    for _ in range(10):  # bounded: each call sends what is due, the next picks up the rest
+        outbox.flush_due(redis_client, config, clock, enqueue_flush=enqueue_flush)
+        if redis_client.zcard(keys.outbox("hook")) == 0:
+            break
+        clock.now += 1
+    got = texts(receiver)
+    heads = [t.split("\n")[0] for t in got]
+    assert [h.split(": ", 1)[1] for h in heads] == [
+        "50 alerts (quiet hours ended)",
+        "50 alerts (quiet hours ended)",
+        "20 alerts (quiet hours ended)",
+    ], heads
+    everything = "\n".join(got)
+    for n in range(120):  # each alert in exactly one digest, the oldest first
+        assert everything.count(f"<https://news.example.com/story/{n}>") == 1, n
+        assert f"/story/{n}>" in got[n // 50], n
+    assert all(sent(redis_client, p) for p in payloads)
+    assert redis_client.zcard(keys.outbox("hook")) == 0

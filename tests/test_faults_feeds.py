@@ -14,7 +14,15 @@ from pathlib import Path
 
 import pytest
 from configs import write_config
-from faults import WATCHLIST, FeedServer, Rig, feeds_config, story_items, tally, wait_for
+from faults import (
+    WATCHLIST,
+    FeedServer,
+    Rig,
+    feeds_config,
+    story_items,
+    tally,
+    wait_for,
+)
 
 INTERVAL = 5.0
 BAD_KINDS = ("slow", "huge", "bomb", "loop", "invalid")

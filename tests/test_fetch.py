@@ -16,6 +16,7 @@ from typing import Any
 
 import brotli
 import pytest
+import serving
 
 from worker.errors import FeedError
 from worker.poll.fetch import (
@@ -32,8 +33,9 @@ BOMB_SIZE = 64 * 1024 * 1024  # decompressed
 SMALL = FetchLimits(connect_timeout=1.0, read_timeout=1.0, total_timeout=1.5, max_bytes=1024 * 1024)
 
 
-def _gzip_bomb() -> bytes:
-    comp = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+def _bomb(wbits: int) -> bytes:
+    """Return BOMB_SIZE zero bytes compressed: gzip (16 + 15), zlib deflate (15) or raw (-15)."""
+    comp = zlib.compressobj(9, zlib.DEFLATED, wbits)
     block = b"\0" * (1024 * 1024)
     return b"".join(comp.compress(block) for _ in range(BOMB_SIZE // len(block))) + comp.flush()
 
@@ -41,6 +43,8 @@ def _gzip_bomb() -> bytes:
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     bomb = b""
+    deflate_bomb = b""
+    raw_deflate_bomb = b""
     brotli_bomb = b""
     in_flight = 0
     max_in_flight = 0
@@ -116,6 +120,10 @@ class Handler(BaseHTTPRequestHandler):
             self.send(200, b"\x1f\x8bnot really gzip", Content_Encoding="gzip")
         elif path == "/bomb":
             self.send(200, Handler.bomb, Content_Encoding="gzip")
+        elif path == "/deflate-bomb":
+            self.send(200, Handler.deflate_bomb, Content_Encoding="deflate")
+        elif path == "/raw-deflate-bomb":
+            self.send(200, Handler.raw_deflate_bomb, Content_Encoding="deflate")
         elif path == "/brotli-bomb":
             self.send(200, Handler.brotli_bomb, Content_Encoding="br")
         elif path == "/huge-declared":
@@ -159,15 +167,15 @@ class Handler(BaseHTTPRequestHandler):
 def _serve(host: str) -> ThreadingHTTPServer:
     server = ThreadingHTTPServer((host, 0), Handler)
     server.daemon_threads = True
-    threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    ).start()
+    serving.start(server)
     return server
 
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[tuple[str, str]]:
-    Handler.bomb = _gzip_bomb()
+    Handler.bomb = _bomb(16 + zlib.MAX_WBITS)
+    Handler.deflate_bomb = _bomb(zlib.MAX_WBITS)
+    Handler.raw_deflate_bomb = _bomb(-zlib.MAX_WBITS)
     Handler.brotli_bomb = brotli.compress(b"\0" * BOMB_SIZE, quality=1)
     one, two = _serve("127.0.0.1"), _serve("127.0.0.2")
     base1 = f"http://127.0.0.1:{one.server_address[1]}"
@@ -175,8 +183,7 @@ def servers() -> Iterator[tuple[str, str]]:
     one.other, two.other = base2, base1  # type: ignore[attr-defined]
     yield base1, base2
     for server in (one, two):
-        server.shutdown()
-        server.server_close()
+        serving.stop(server)
 
 
 @pytest.fixture
@@ -265,7 +272,7 @@ def test_corrupt_encoding(base: str) -> None:
     fails(f"{base}/corrupt-gzip", "decode")
 
 
-@pytest.mark.parametrize("path", ["/bomb", "/brotli-bomb"])
+@pytest.mark.parametrize("path", ["/bomb", "/deflate-bomb", "/raw-deflate-bomb", "/brotli-bomb"])
 def test_compression_bomb_cut_off_with_low_memory(base: str, path: str) -> None:
     tracemalloc.start()
     try:

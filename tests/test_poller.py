@@ -18,11 +18,13 @@ from email.utils import formatdate
 from pathlib import Path
 
 import pytest
+from configs import write_config
 from feedgen import rss
 from loopfeeds import Answer, FeedServer, local_feed
 
-from worker.config import Config, Feed
+from worker.config import Config, Feed, load_config
 from worker.core import keys
+from worker.poll import pacing
 from worker.poll.pacing import MIN_INTERVAL
 from worker.poll.poller import Poller
 from worker.service.queue import enqueue_match
@@ -271,7 +273,7 @@ def test_two_pollers_never_fetch_a_feed_twice_in_an_interval(server, redis_clien
 
 CRASHING_POLLER = textwrap.dedent("""
     import asyncio, json, sys
-    from worker.config import Config, Feed
+    from worker.config import Config, Feed, load_config
     from worker.poll.poller import Poller
     from worker.core.store import connect
     from worker.service.queue import enqueue_match
@@ -347,3 +349,39 @@ def test_a_poll_keeps_feed_state_fields_it_does_not_know(server, redis_client):
     st = state(redis_client, "f")
     assert st["websub_hub"] == "https://hub.example.com/"
     assert st["primed"] == "1" and st["last_reason"] == "http" and st["failures"] == "1"
+
+
+def test_private_addresses_are_refused_by_default(server, redis_client, tmp_path):
+    """feeds.yaml without ``allow_private_networks``: the refusal reaches the poller's fetcher."""
+    server.answers["/f.xml"] = Answer(rss(items("a", 3)))
+    root = write_config(
+        tmp_path / "config",
+        feeds=f"feeds:\n  - id: f\n    url: {server.url('/f.xml')}\n",
+        destinations="{}\n",
+    )
+    loaded = load_config(root)
+    assert loaded.allow_private_networks is False
+    poller = Poller(redis_client, loaded, enqueue=enqueue_match)
+    out = {o.feed: o for o in asyncio.run(poller.poll_all())}
+    assert out["f"].error and "127.0.0.1" in out["f"].error, out["f"].error
+    assert server.count("/f.xml") == 0, "no request may leave for a private address"
+    st = state(redis_client, "f")
+    assert st["last_reason"] == "private_address" and st["failures"] == "1"
+    assert queued(redis_client) == []
+
+
+@pytest.mark.parametrize("jitter", [0.9, 1.1], ids=["least-jitter", "most-jitter"])
+def test_failures_back_off_exponentially_up_to_6_hours(server, redis_client, monkeypatch, jitter):
+    monkeypatch.setattr(pacing.random, "uniform", lambda low, high: jitter)  # ±10%
+    server.answers["/f.xml"] = Answer(status=500)
+    feed = local_feed("f", server.url("/f.xml"), interval=60.0)
+    for failures in range(1, 13):
+        before = time.time()
+        out, _ = poll(redis_client, feed)
+        after = time.time()
+        assert out["f"].status == 500
+        due = redis_client.zscore(keys.SCHEDULE, "f")
+        # 60 s, 2 min, 4 min … doubling, never past 6 h (jitter included)
+        expected = min(60.0 * 2 ** (failures - 1) * jitter, 6 * 3600)
+        assert due - after <= expected <= due - before, (failures, due - before)
+    assert state(redis_client, "f")["failures"] == "12"

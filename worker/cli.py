@@ -233,7 +233,7 @@ def try_(ctx: click.Context, sources: tuple[str, ...], as_json: bool) -> None:
     app = _app(ctx)
     engine = app.engine()
     feeds = feeds_to_try(app, sources, _warn)
-    count = sum(write_hits(engine, feed, sys.stdout, as_json) for feed in feeds)
+    count = sum(write_hits(engine, feed, sys.stdout, as_json, app.config()) for feed in feeds)
     if not as_json:
         click.echo(f"{count} hit(s)", err=True)
 
@@ -250,7 +250,8 @@ def explain(ctx: click.Context, sources: tuple[str, ...], watchlist: str, rule: 
     from worker.rules import render_explanation
 
     app = _app(ctx)
-    if app.config().watchlist(watchlist) is None:
+    wl = app.config().watchlist(watchlist)
+    if wl is None:
         raise NewsAlertError(f"unknown watchlist {watchlist!r}")
     engine = app.engine()
     from worker.service.tryout import feeds_to_try
@@ -259,6 +260,8 @@ def explain(ctx: click.Context, sources: tuple[str, ...], watchlist: str, rule: 
         for item in feed.items:
             click.echo(f"■ {item.title}  ({item.feed})")
             for expl in explain_item(engine, item.texts(), watchlist, rule):
+                if wl.is_shadow(expl.rule):
+                    click.echo(f"(shadow rule {expl.rule}: matched and counted, never delivered)")
                 click.echo(render_explanation(expl))
 
 
@@ -272,6 +275,50 @@ def stats(ctx: click.Context, as_json: bool) -> None:
 
     data = collect(_app(ctx))
     click.echo(json.dumps(data, indent=2) if as_json else render_stats(data))
+
+
+@cli.command()
+@click.option("--since", default="7d", show_default=True, help="How far back, e.g. 12h, 7d.")
+@click.option("--watchlist", default=None, help="Only this watchlist (its file name).")
+@click.option("--rule", default=None, help="Only this rule.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per item per line.")
+@click.pass_context
+@handled
+def backtest(
+    ctx: click.Context, since: str, watchlist: str | None, rule: str | None, as_json: bool
+) -> None:
+    """Run the rules of --config (may be an edited copy) over archived items; send nothing."""
+    from worker.service.backtest_report import backtest_command
+
+    app = _app(ctx)
+    backtest_command(app, since, (watchlist, rule), as_json, sys.stdout, sys.stderr)
+
+
+@cli.command()
+@click.argument("target", metavar="WATCHLIST[/RULE]")
+@click.option("--for", "duration", required=True, help="How long, e.g. 30m, 2h, 1d.")
+@click.option("--reason", default="", help="Why (kept in the mute log and shown by stats).")
+@click.pass_context
+@handled
+def mute(ctx: click.Context, target: str, duration: str, reason: str) -> None:
+    """Stop a watchlist or one rule delivering for a while, on every worker, no deploy."""
+    from worker.deliver.mute import mute_command
+
+    app = _app(ctx)
+    click.echo(mute_command(app.redis, app.config(), target, duration, reason))
+
+
+@cli.command()
+@click.argument("target", metavar="WATCHLIST[/RULE]")
+@click.option("--reason", default="", help="Why (kept in the mute log).")
+@click.pass_context
+@handled
+def unmute(ctx: click.Context, target: str, reason: str) -> None:
+    """End a mute now (a volume-guard mute too)."""
+    from worker.deliver.mute import unmute_command
+
+    app = _app(ctx)
+    click.echo(unmute_command(app.redis, app.config(), target, reason))
 
 
 @cli.command()

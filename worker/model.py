@@ -7,7 +7,7 @@ travels through Redis and RQ.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -121,6 +121,13 @@ def hit_lines(item: Item, matches: Iterable[Match]) -> Iterator[str]:
         )
 
 
+def alert_rules(data: Mapping[str, Any]) -> tuple[str, ...]:
+    """Return the rule ids of an alert's dict: ``rules``, or the older ``rule`` joined by ", "."""
+    if "rules" in data:
+        return tuple(str(r) for r in data["rules"])
+    return tuple(r for r in str(data.get("rule", "")).split(", ") if r)
+
+
 @dataclass(frozen=True, slots=True)
 class Alert:
     """The rules of one watchlist that fired on an item, on their way to a destination."""
@@ -149,11 +156,10 @@ class Alert:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Alert:
         """Read ``to_dict``'s form, or the older one with ``rule``: the ids joined by ", "."""
-        rules = data["rules"] if "rules" in data else str(data["rule"]).split(", ")
         return cls(
             watchlist=data["watchlist"],
             watchlist_name=data.get("watchlist_name", data["watchlist"]),
-            rules=tuple(rules),
+            rules=alert_rules(data),
             item=Item.from_dict(data["item"]),
             highlights=tuple(Highlight.from_dict(h) for h in data.get("highlights", ())),
             also_in=tuple(data.get("also_in", ())),
@@ -174,11 +180,13 @@ class Delivery:
     destination: str
     alert: Alert
     urgent: bool = False
+    story: str = ""  # ``worker.stories.storyid.story_id`` of the item ("": older payloads)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "delivery": self.id,
             "destination": self.destination,
+            "story": self.story,
             "alert": self.alert.to_dict(),
             "urgent": self.urgent,
         }
@@ -190,4 +198,5 @@ class Delivery:
             destination=data["destination"],
             alert=Alert.from_dict(data["alert"]),
             urgent=bool(data.get("urgent")),
+            story=str(data.get("story") or ""),
         )

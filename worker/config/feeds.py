@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from worker.config.archive import ARCHIVE_KEYS, archive_settings
 from worker.config.schema import (
     Checker,
     boolean,
@@ -98,38 +100,66 @@ def _websub_callback(ld: Checker, path: Path, top: Map) -> str | None:
     return url.rstrip("/") if url else None
 
 
-FeedsFile = tuple[tuple[Feed, ...], bool, dict[str, float], str | None, tuple[str, ...]]
+_TOP = {"defaults", "allow_private_networks", "fetch", "feeds", "websub", "languages"}
+
+
+@dataclass(frozen=True)
+class FeedsFile:
+    """What ``feeds.yaml`` holds: the feeds and the top-level settings beside them."""
+
+    feeds: tuple[Feed, ...] = ()
+    allow_private: bool = False
+    fetch: dict[str, float] = field(default_factory=dict)
+    websub_callback: str | None = None
+    languages: tuple[str, ...] = ()
+    archive: tuple[float, int] = (0.0, 0)
 
 
 def load_feeds(ld: Checker) -> FeedsFile:
-    """Return feeds, allow_private_networks, fetch limits, WebSub callback, ``languages``."""
+    """Read ``feeds.yaml``: every feed with its defaults applied, and the top-level settings."""
     path = ld.root / "feeds.yaml"
     doc = ld.load(path)
-    if doc is None:
-        return (), False, {}, None, ()
-    allowed_top = {"defaults", "allow_private_networks", "fetch", "feeds", "websub", "languages"}
-    top = ld.mapping(path, doc, "feeds.yaml", allowed_top, {"feeds"})
-    if top is None:
-        return (), False, {}, None, ()
-    languages = load_languages(ld, path, top, ())
-    fetch = _fetch_settings(ld, path, top)
-    callback = _websub_callback(ld, path, top)
-    defaults = top.get("defaults") or Map()
-    ld.mapping(path, defaults, "defaults", {*_SCHEDULE_KEYS, "backfill", *_FULLTEXT_KEYS})
-    d_schedule = _schedule(
-        ld, path, defaults, {"interval": None, "min_interval": 60.0, "max_interval": 1800.0}
+    top = (
+        None
+        if doc is None
+        else ld.mapping(path, doc, "feeds.yaml", {*_TOP, *ARCHIVE_KEYS}, {"feeds"})
     )
-    d_backfill = ld.convert(path, defaults, "backfill", positive_int, 0)
-    d_fulltext = ld.convert(path, defaults, "fulltext", choice(FULLTEXT_MODES), "auto")
-    d_min_words = ld.convert(path, defaults, "fulltext_min_words", positive_int, 120)
-    d_deadline = ld.convert(path, defaults, "fulltext_deadline", _deadline, 10.0)
-    allow_private = ld.convert(path, top, "allow_private_networks", boolean, False)
+    archive = archive_settings(ld, path, top)
+    if top is None:
+        return FeedsFile(archive=archive)
+    settings = FeedsFile(
+        allow_private=ld.convert(path, top, "allow_private_networks", boolean, False),
+        fetch=_fetch_settings(ld, path, top),
+        websub_callback=_websub_callback(ld, path, top),
+        languages=load_languages(ld, path, top, ()),
+        archive=archive,
+    )
     entries = top.get("feeds")
     if entries is None:  # "feeds:" with nothing under it yet
         entries = Seq()
     if not isinstance(entries, Seq):
         ld.error(path, ld.value_pos(top, "feeds"), "'feeds' must be a list")
-        return (), allow_private, fetch, callback, languages
+        return settings
+    return replace(settings, feeds=_feeds(ld, path, entries, _defaults(ld, path, top)))
+
+
+def _defaults(ld: Checker, path: Path, top: Map) -> dict[str, Any]:
+    """Return the ``defaults:`` every feed starts from."""
+    defaults = top.get("defaults") or Map()
+    ld.mapping(path, defaults, "defaults", {*_SCHEDULE_KEYS, "backfill", *_FULLTEXT_KEYS})
+    return {
+        "schedule": _schedule(
+            ld, path, defaults, {"interval": None, "min_interval": 60.0, "max_interval": 1800.0}
+        ),
+        "backfill": ld.convert(path, defaults, "backfill", positive_int, 0),
+        "fulltext": ld.convert(path, defaults, "fulltext", choice(FULLTEXT_MODES), "auto"),
+        "fulltext_min_words": ld.convert(path, defaults, "fulltext_min_words", positive_int, 120),
+        "fulltext_deadline": ld.convert(path, defaults, "fulltext_deadline", _deadline, 10.0),
+    }
+
+
+def _feeds(ld: Checker, path: Path, entries: Seq, d: dict[str, Any]) -> tuple[Feed, ...]:
+    """Return the feeds of the ``feeds:`` list, reporting every bad or duplicate entry."""
     feeds: list[Feed] = []
     seen: set[str] = set()
     allowed = {"id", "url", "tags", *_SCHEDULE_KEYS, "backfill", *_FULLTEXT_KEYS}
@@ -153,15 +183,15 @@ def load_feeds(ld: Checker) -> FeedsFile:
                 id=fid,
                 url=url,
                 tags=ld.strings(path, node, "tags"),
-                **_schedule(ld, path, node, d_schedule),
-                backfill=ld.convert(path, node, "backfill", positive_int, d_backfill),
-                fulltext=ld.convert(path, node, "fulltext", choice(FULLTEXT_MODES), d_fulltext),
+                **_schedule(ld, path, node, d["schedule"]),
+                backfill=ld.convert(path, node, "backfill", positive_int, d["backfill"]),
+                fulltext=ld.convert(path, node, "fulltext", choice(FULLTEXT_MODES), d["fulltext"]),
                 fulltext_min_words=ld.convert(
-                    path, node, "fulltext_min_words", positive_int, d_min_words
+                    path, node, "fulltext_min_words", positive_int, d["fulltext_min_words"]
                 ),
                 fulltext_deadline=ld.convert(
-                    path, node, "fulltext_deadline", _deadline, d_deadline
+                    path, node, "fulltext_deadline", _deadline, d["fulltext_deadline"]
                 ),
             )
         )
-    return tuple(feeds), allow_private, fetch, callback, languages
+    return tuple(feeds)

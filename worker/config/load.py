@@ -54,7 +54,8 @@ def load_config(root: str | os.PathLike[str], env: Mapping[str, str] | None = No
     ld = Checker(root_path, os.environ if env is None else env)
     if not root_path.is_dir():
         raise ConfigError([(str(root), 1, 1, "config directory not found")])
-    feeds, allow_private, fetch, callback, languages = load_feeds(ld)
+    loaded = load_feeds(ld)
+    feeds = loaded.feeds
     destinations = load_destinations(ld)
     aliases_path = root_path / "aliases.yaml"
     shared_aliases = load_aliases(ld, aliases_path, ld.load(aliases_path, required=False))
@@ -66,7 +67,7 @@ def load_config(root: str | os.PathLike[str], env: Mapping[str, str] | None = No
                 path, (0, 0), f"watchlist file name {path.name!r}: use letters, digits, '-', '_'"
             )
             continue
-        wl = load_watchlist(ld, path, shared_aliases, destinations, feed_ids, languages)
+        wl = load_watchlist(ld, path, shared_aliases, destinations, feed_ids, loaded.languages)
         if wl is not None:
             watchlists.append(wl)
     if ld.problems:
@@ -77,7 +78,9 @@ def load_config(root: str | os.PathLike[str], env: Mapping[str, str] | None = No
         feeds=feeds,
         watchlists=tuple(watchlists),
         destinations=destinations,
-        allow_private_networks=allow_private,
-        fetch=fetch,
-        websub_callback=callback,
+        allow_private_networks=loaded.allow_private,
+        fetch=loaded.fetch,
+        websub_callback=loaded.websub_callback,
+        archive=loaded.archive[0],
+        archive_max=loaded.archive[1],
     )

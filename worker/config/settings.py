@@ -69,6 +69,12 @@ class Watchlist:
     feed_ids: tuple[str, ...] = ()
     feed_tags: tuple[str, ...] = ()
     urgent: bool = False
+    #: Matched and counted, never delivered: the whole watchlist, or these rules of it.
+    shadow: bool = False
+    shadow_rules: frozenset[str] = frozenset()
+    #: Volume guard: a rule that matches more items than this within a clock hour is
+    #: muted until the hour ends (``worker.service.gate``); None = no guard.
+    max_per_hour: int | None = None
     should_match: tuple[tuple[str, int], ...] = ()  # (text, line)
     should_not_match: tuple[tuple[str, int], ...] = ()
 
@@ -77,6 +83,10 @@ class Watchlist:
         if not self.feed_ids and not self.feed_tags:
             return True
         return feed.id in self.feed_ids or bool(set(self.feed_tags) & set(feed.tags))
+
+    def is_shadow(self, rule: str) -> bool:
+        """Return whether matches of ``rule`` are counted but never delivered."""
+        return self.shadow or rule in self.shadow_rules
 
 
 @dataclass(frozen=True)
@@ -93,6 +103,10 @@ class Config:
     fetch: Mapping[str, float] = field(default_factory=dict)
     #: feeds.yaml ``websub: {callback: …}``: public base URL; WebSub push is off when None.
     websub_callback: str | None = None
+    #: feeds.yaml ``archive``: seconds accepted items are kept for ``backtest`` (0 = off).
+    archive: float = 7 * 86400.0
+    #: feeds.yaml ``archive_max``: the archive's bound in compressed bytes.
+    archive_max: int = 200 * 1024**2
 
     def feed(self, feed_id: str) -> Feed | None:
         return next((f for f in self.feeds if f.id == feed_id), None)

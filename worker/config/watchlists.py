@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from worker.config.safety import RULE_KEYS, WATCHLIST_KEYS, safety_settings
 from worker.config.schema import (
     Checker,
     boolean,
@@ -57,7 +58,7 @@ def _load_rule(
     aliases: tuple[tuple[str, tuple[str, ...]], ...],
     languages: tuple[str, ...] = (),
 ) -> RuleSpec | None:
-    allowed = {"id", "all", "any", "none", "query", "in"}
+    allowed = {"id", "all", "any", "none", "query", "in", *RULE_KEYS}
     if ld.mapping(path, node, "rule", allowed) is None:
         return None
     fields = ld.strings(path, node, "in")
@@ -121,6 +122,7 @@ def load_watchlist(
     if doc is None:
         return None
     allowed = {"name", "notify", "feeds", "aliases", "rules", "examples", "urgent", "languages"}
+    allowed |= set(WATCHLIST_KEYS)
     if ld.mapping(path, doc, "watchlist", allowed, {"notify", "rules"}) is None:
         return None
     wid = path.stem
@@ -174,6 +176,7 @@ def load_watchlist(
         feed_ids=ids,
         feed_tags=ld.strings(path, scope, "tags") if isinstance(scope, Map) else (),
         urgent=ld.convert(path, doc, "urgent", boolean, False),
+        **safety_settings(ld, path, doc),
         should_match=lined("should_match"),
         should_not_match=lined("should_not_match"),
     )

@@ -22,7 +22,7 @@ ITEM_TTL = 2 * 86400
 #: How long a delivery is remembered as sent (the exactly-once window).
 SENT_TTL = 30 * 86400
 #: How long a delivery claim lives: a worker that dies mid-send frees it after this.
-#: More than a job's time limit (JOB_TIMEOUT, 30 s), so a live sender never loses it.
+#: More than a job's time limit (service.timers.Timers.job_timeout, 30 s), so a live sender never loses it.
 CLAIM_TTL = 45
 #: How long a feed lease lives: a poller that dies frees its feeds after this.
 LEASE_TTL = 120
@@ -213,3 +213,45 @@ WEBSUB_INBOX = f"{PREFIX}websub:inbox"
 def websub(feed_id: str) -> str:
     """Hash of a feed's WebSub subscription: hub, topic, secret, state, lease, last push."""
     return f"{PREFIX}websub:{feed_id}"
+
+
+# -- archive, mutes and the volume guard (backtest, issue 16) -----------------
+
+ARCHIVE = f"{PREFIX}archive"
+"""Stream of accepted items, oldest first: one compressed record per item (``worker.core.archive``)."""
+
+ARCHIVE_BYTES = f"{PREFIX}archive:bytes"
+"""Compressed bytes held by ``ARCHIVE``, kept by the same Lua step that adds and trims."""
+
+SENT_LOG = f"{PREFIX}archive:sent"
+"""Stream of alerts that went out: watchlist, rules, story, destination, item (for backtest)."""
+
+#: How long an archive outlives its last write (the archive itself trims by age on each write).
+ARCHIVE_IDLE_TTL = 86400
+
+
+def mute(target: str) -> str:
+    """A mute of ``watchlist`` or ``watchlist/rule``: JSON who/why/until, expiring with it."""
+    return f"{PREFIX}mute:{target}"
+
+
+MUTES = f"{PREFIX}mutes"
+"""Sorted set of muted targets scored by when they end (``stats`` lists them)."""
+
+MUTE_LOG = f"{PREFIX}mutes:log"
+"""List of JSON mute/unmute records, newest first (who, what, when, why, where)."""
+
+#: How many mute/unmute records are kept.
+MUTE_LOG_MAX = 500
+#: How long a rule's per-hour match count (volume guard) and its trip marker live.
+GUARD_TTL = 2 * 3600
+
+
+def guard_count(target: str, hour: int) -> str:
+    """Matches of ``watchlist/rule`` within one clock hour (epoch hours), for ``max_per_hour``."""
+    return f"{PREFIX}guard:{target}:{hour}"
+
+
+def guard_tripped(target: str, hour: int) -> str:
+    """Set once (NX) by the worker that trips the volume guard of a rule for an hour."""
+    return f"{PREFIX}guard:tripped:{target}:{hour}"

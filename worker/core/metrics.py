@@ -40,9 +40,19 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
         ("feed", "outcome"),
     ),
     "matches": ("Rule matches by watchlist and rule.", ("watchlist", "rule")),
+    "shadow_matches": (
+        "Matches of shadow rules (counted, never delivered), by watchlist and rule.",
+        ("watchlist", "rule"),
+    ),
+    "muted_matches": (
+        "Matches of muted rules (newsalert mute or the volume guard): counted, not "
+        "delivered, not held; by watchlist and rule.",
+        ("watchlist", "rule"),
+    ),
     "deliveries": (
         "Alerts by destination and outcome: sent, failed (an attempt), dead "
-        "(dead-lettered), duplicate (suppressed), cancelled (its watchlist was removed), queued (held in the outbox of a "
+        "(dead-lettered), duplicate (suppressed), cancelled (its watchlist was removed), "
+        "muted (dropped at delivery: its rules were muted), queued (held in the outbox of a "
         "destination with a rate limit, digest or quiet hours).",
         ("destination", "outcome"),
     ),

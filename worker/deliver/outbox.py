@@ -51,13 +51,16 @@ import redis
 
 from worker.config import Config, Destination
 from worker.core import keys
+from worker.core.archive import record_sent
 from worker.core.locks import hold
 from worker.core.metrics import incr, observe_latency
 from worker.core.retry import delivery_retry_intervals
+from worker.deliver.mute import muted_alerts
 from worker.deliver.pacing import Entry, Plan, plan, uses_outbox
 from worker.deliver.ratelimit import take
 from worker.deliver.render import render, render_digest
 from worker.deliver.send import (
+    _text,
     claim_many,
     dead_letter,
     default_format,
@@ -70,6 +73,7 @@ from worker.deliver.send import (
 )
 from worker.errors import DeliveryError
 from worker.model import Alert, Delivery
+from worker.stories.storyid import story_id
 
 __all__ = ["add", "flush", "flush_due", "plan", "schedule_flush", "uses_outbox"]
 
@@ -146,10 +150,6 @@ def _load(client: redis.Redis, destination: str) -> list[Entry]:
     return entries
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def _forget(pipe: Any, destination: str, deliveries: list[str]) -> None:
     if deliveries:
         pipe.zrem(keys.outbox(destination), *deliveries)
@@ -159,7 +159,7 @@ def _forget(pipe: Any, destination: str, deliveries: list[str]) -> None:
 
 def with_also_in(client: redis.Redis, alert: Alert) -> Alert:
     """Return ``alert`` with the other feeds its story arrived from ("also in")."""
-    story = alert.item.story or alert.item.id
+    story = story_id(alert.item)
     others = sorted(_text(f) for f in client.smembers(keys.story_feeds(story)))
     return replace(alert, also_in=tuple(f for f in others if f != alert.item.feed))
 
@@ -181,22 +181,26 @@ class _Flush:
         self.sent = 0
 
     def cancel_orphans(self, entries: list[Entry]) -> list[Entry]:
-        """Drop (and log) waiting alerts whose watchlist was removed from the config."""
+        """Drop waiting alerts whose watchlist was removed (logged) or that are muted now."""
         live = {w.id for w in self.config.watchlists}
         orphans = [e for e in entries if e.payload.alert.watchlist not in live]
-        if orphans:
+        flags = muted_alerts(self.client, [e.payload.alert.to_dict() for e in entries])
+        muted = [e for e, m in zip(entries, flags, strict=False) if m and e not in orphans]
+        if orphans or muted:
             with self.client.pipeline() as pipe:
-                _forget(pipe, self.dest.name, [e.delivery for e in orphans])
-                incr(pipe, "deliveries", self.dest.name, "cancelled", by=len(orphans))
+                _forget(pipe, self.dest.name, [e.delivery for e in orphans + muted])
+                for outcome, group in (("cancelled", orphans), ("muted", muted)):
+                    if group:
+                        incr(pipe, "deliveries", self.dest.name, outcome, by=len(group))
                 pipe.execute()
-            for e in orphans:
-                log.info(
-                    "watchlist %s was removed: alert cancelled: %s",
-                    e.payload.alert.watchlist,
-                    e.payload.alert.item.title[:80],
-                    extra={"destination": self.dest.name},
-                )
-        gone = {e.delivery for e in orphans}
+        for e in orphans:
+            log.info(
+                "watchlist %s was removed: alert cancelled: %s",
+                e.payload.alert.watchlist,
+                e.payload.alert.item.title[:80],
+                extra={"destination": self.dest.name},
+            )
+        gone = {e.delivery for e in orphans + muted}
         return [e for e in entries if e.delivery not in gone]
 
     def schedule(self, at: float, now: float) -> None:
@@ -271,6 +275,7 @@ class _Flush:
         with self.client.pipeline() as pipe:  # MULTI: marked sent and gone from the outbox together
             mark_sent(pipe, ids)
             _forget(pipe, name, ids)
+            record_sent(pipe, [e.payload.to_dict() for e in claimed], self.config.archive, now)
             incr(pipe, "deliveries", name, "sent", by=len(ids))
             if digest:
                 incr(pipe, "digests", name)

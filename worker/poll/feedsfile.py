@@ -123,7 +123,8 @@ def fetch_policy(config_dir: str | os.PathLike[str]) -> tuple[dict[str, float], 
     Raises ``ConfigError`` for problems in ``feeds.yaml``, and only there.
     """
     checker = Checker(Path(config_dir).resolve(), os.environ)
-    _, allow_private, fetch, _, _ = load_feeds(checker)
+    loaded = load_feeds(checker)
+    allow_private, fetch = loaded.allow_private, loaded.fetch
     if checker.problems:
         raise ConfigError(checker.problems)
     return fetch, allow_private

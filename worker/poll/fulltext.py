@@ -65,7 +65,7 @@ from worker.errors import FeedError
 from worker.model import Item
 from worker.poll.fetch import Fetcher, FetchHTTPError
 from worker.poll.identity import canonical_url
-from worker.poll.robots import Robots, origin_of
+from worker.poll.robots import DISALLOW_ALL, Robots, origin_of
 
 __all__ = ["Articles", "backed_off_hosts", "extract_text", "looks_paywalled", "wants_article"]
 
@@ -235,7 +235,9 @@ class Articles:
         origin = origin_of(url)
         allowed, host_allowed = await self.robots.allowed(fetcher, url)
         if not allowed:
-            if not host_allowed:
+            # An unreachable robots.txt (5xx) disallows everything only until its short-lived
+            # answer expires; a refusal written in robots.txt leaves the host alone for hours.
+            if not host_allowed and self.redis.get(keys.robots(origin)) != DISALLOW_ALL.encode():
                 self._back_off(origin, "robots.txt disallows everything", keys.HOST_REFUSED_TTL)
             return "", "robots"
         try:

@@ -107,6 +107,8 @@ def backoff(
     if exc.reason is FailureReason.GONE:
         mapping["disabled"] = "410 Gone"
     base = interval(feed, state, now, pushed=pushed)
+    # The cap applies after the jitter: never longer than MAX_BACKOFF (feeds failing for
+    # long all come back at the cap; the first tries keep their spread).
     delay = retry.backoff(base, failures, MAX_BACKOFF, jitter=0.1)
     retry_after = getattr(exc, "retry_after", None)
     if retry_after:  # after the jitter: the server said "not before"

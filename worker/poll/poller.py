@@ -58,6 +58,7 @@ import redis
 
 from worker.config import Config, Feed
 from worker.core import keys
+from worker.core.archive import Archive
 from worker.core.locks import hold
 from worker.core.metrics import heartbeat, incr, incr_hourly
 from worker.errors import FailureReason, FeedError
@@ -148,6 +149,7 @@ class Poller:
         self.token = secrets.token_hex(8)
         self._first_polls: list[PollOutcome] = []
         self.articles = Articles(client, config)
+        self.archive = Archive(client, config.archive, config.archive_max)
 
     async def _queue(self, items: Sequence[Item], fetcher: Fetcher | None = None) -> int:
         """Add article text where wanted, store item bodies, queue them in batches; return how many."""
@@ -158,7 +160,10 @@ class Poller:
         with self.redis.pipeline(transaction=False) as pipe:
             for it in items:
                 pipe.set(keys.item(it.id), json.dumps(it.to_dict()), ex=keys.ITEM_TTL)
-            pipe.execute()
+            archived = self.archive.write(pipe, items, now)
+            results = pipe.execute()
+        if archived:
+            self.archive.written(results[-1])
         for start in range(0, len(items), self.batch_size):
             batch = items[start : start + self.batch_size]
             self.enqueue(self.redis, [i.id for i in batch], self.config.version)

@@ -371,9 +371,16 @@ class Engine:
         return Document(self, texts)
 
     def match(
-        self, texts: Mapping[str, str], watchlists: Collection[str] | None = None
+        self,
+        texts: Mapping[str, str],
+        watchlists: Collection[str] | None = None,
+        highlights: bool = True,
     ) -> list[Match]:
-        """Return one Match per rule that fires on ``texts``, by watchlist then rule order."""
+        """Return one Match per rule that fires on ``texts``, by watchlist then rule order.
+
+        ``highlights=False`` leaves each Match's highlights empty, for callers that
+        only count (``backtest`` over a whole archive).
+        """
         doc = Document(self, texts)
         hit = set(doc.hits)
         candidates = set(self._always)
@@ -388,5 +395,6 @@ class Engine:
                 continue
             occs = doc.evaluate(rule.tree)
             if occs is not None:
-                matches.append(Match(rule.watchlist, rule.id, doc.highlights(occs)))
+                marks = doc.highlights(occs) if highlights else ()
+                matches.append(Match(rule.watchlist, rule.id, marks))
         return matches

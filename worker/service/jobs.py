@@ -13,15 +13,19 @@ import time
 from typing import Any
 
 from worker.core import keys
+from worker.core.archive import record_sent
 from worker.core.metrics import incr, incr_hourly, observe_latency
 from worker.deliver import outbox
 from worker.deliver import send as deliver_
+from worker.deliver.mute import muted_alerts
 from worker.deliver.render import excerpt_article, render
 from worker.deliver.send import default_format, deliver_once
 from worker.errors import DeliveryError
 from worker.model import Alert, Delivery, Item, Match
 from worker.service.app import current_app
+from worker.service.gate import route
 from worker.service.queue import enqueue_delivery, enqueue_flush, recheck_delivery, retries_left
+from worker.stories.storyid import story_id
 
 log = logging.getLogger("newsalert.jobs")
 
@@ -69,11 +73,12 @@ def match_batch(item_ids: list[str], version: str) -> dict[str, int]:
         counts["items"] += 1
         scope = config.watchlists_for(item.feed)
         matches = engine.match(item.texts(), watchlists=scope) if scope else []
+        matches = route(client, config, matches, enqueue_delivery) if matches else []
         for alert in _alerts(item, matches, names):
             alert = excerpt_article(alert)  # the full article is not kept beyond its cache
             counts["matches"] += 1
             wl = config.watchlist(alert.watchlist)
-            story = item.story or item.id
+            story = story_id(item)
             client.sadd(keys.story_feeds(story), item.feed)
             client.expire(keys.story_feeds(story), keys.STORY_FEEDS_TTL)
             for rule in alert.rules:
@@ -85,6 +90,7 @@ def match_batch(item_ids: list[str], version: str) -> dict[str, int]:
                     destination=dest,
                     alert=alert,
                     urgent=bool(wl and wl.urgent),
+                    story=story,
                 )
                 if enqueue_delivery(client, job.id, job.to_dict()):
                     counts["queued"] += 1
@@ -111,26 +117,24 @@ def dead_letter(job: Delivery, reason: str) -> None:
 
 
 def deliver(payload: dict[str, Any]) -> str:
-    """Send a ``Delivery.to_dict()`` (or an older payload) at most once, directly or via its outbox."""
+    """Send a ``Delivery.to_dict()`` (or an older payload) at most once, directly or via its outbox.
+
+    A payload with ``notice`` (the volume guard's) is an ops notice, not an alert.
+    """
     app = current_app()
     client = app.redis
     config = app.config()
-    job = Delivery.from_dict(payload)
-    name = job.destination
+    name = payload["destination"]
     dest = config.destinations.get(name)
+    if "notice" in payload:
+        return _notice(client, dest, payload)
+    job = Delivery.from_dict(payload)
     if dest is None:
         dead_letter(job, f"destination {name} is no longer configured")
         return "dead"
-    watchlist = job.alert.watchlist
-    if config.watchlist(watchlist) is None:
-        incr(client, "deliveries", name, "cancelled")
-        log.info(
-            "watchlist %s was removed: alert cancelled: %s",
-            watchlist,
-            job.alert.item.title[:80],
-            extra={"destination": name, "watchlist": watchlist},
-        )
-        return "cancelled"
+    dropped = _dropped(client, config, job)
+    if dropped:
+        return dropped
     if outbox.uses_outbox(dest):
         if deliver_.was_sent(client, job.id):
             incr(client, "deliveries", name, "duplicate")
@@ -160,6 +164,9 @@ def deliver(payload: dict[str, Any]) -> str:
     if sent:
         deliver_.record_ok(client, name)
         observe_latency(client, time.time() - (alert.item.seen_at or time.time()))
+        with client.pipeline(transaction=False) as pipe:
+            record_sent(pipe, [job.to_dict()], config.archive, time.time())
+            pipe.execute()
     incr(client, "deliveries", name, "sent" if sent else "duplicate")
     log.info(
         "%s to %s: %s",
@@ -168,6 +175,49 @@ def deliver(payload: dict[str, Any]) -> str:
         alert.item.title[:80],
         extra={"destination": name, "watchlist": alert.watchlist},
     )
+    return "sent" if sent else "duplicate"
+
+
+def _dropped(client: Any, config: Any, job: Delivery) -> str | None:
+    """Return why an alert must not go (its watchlist was removed, or it is muted), else None."""
+    name, watchlist = job.destination, job.alert.watchlist
+    if config.watchlist(watchlist) is None:
+        outcome, why = "cancelled", f"watchlist {watchlist} was removed: alert cancelled"
+    elif muted_alerts(client, [job.alert.to_dict()])[0]:
+        outcome, why = "muted", f"watchlist {watchlist} is muted: alert dropped"
+    else:
+        return None
+    incr(client, "deliveries", name, outcome)
+    log.info(
+        "%s: %s",
+        why,
+        job.alert.item.title[:80],
+        extra={"destination": name, "watchlist": watchlist},
+    )
+    return outcome
+
+
+def _notice(client: Any, dest: Any, payload: dict[str, Any]) -> str:
+    """Send an ops notice (volume guard) at most once: no outbox, mute or rate limit.
+
+    A notice is never dead-lettered (that could loop between failing destinations).
+    """
+    notice = payload["notice"]
+    if dest is None:
+        log.error("notice to %s not sent: no such destination", payload["destination"])
+        return "dead"
+    try:
+        sent = deliver_once(
+            client, payload["delivery"], dest, notice["title"], notice["body"], "text"
+        )
+    except deliver_.InFlight:
+        return "in flight"
+    except DeliveryError as exc:
+        deliver_.record_failure(client, dest.name, str(exc), secrets=dest.secrets)
+        if retries_left() > 0:
+            raise
+        log.error("notice to %s not sent: %s", dest.name, exc, extra={"destination": dest.name})
+        return "dead"
     return "sent" if sent else "duplicate"
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import redis
 from rq import Queue, Retry, SimpleWorker
 from rq.exceptions import StopRequested
+from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus
 from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
@@ -29,14 +30,10 @@ from worker.core import keys
 from worker.core.metrics import heartbeat
 from worker.core.retry import MATCH_RETRY_INTERVALS, delivery_retry_intervals
 from worker.errors import NewsAlertError
+from worker.service.timers import Timers
 
 log = logging.getLogger("newsalert.queue")
 
-#: Every job's time limit. SimpleWorker sends no heartbeat while a job runs, so a job
-#: counts as abandoned (its worker killed) HEARTBEAT_TTL seconds after it started:
-#: another worker re-runs it within HEARTBEAT_TTL + the 15 s maintenance interval.
-JOB_TIMEOUT = 30
-HEARTBEAT_TTL = JOB_TIMEOUT + 10
 #: Seconds an idle worker takes to notice a stop request.
 STOP_LATENCY = 2
 
@@ -46,8 +43,33 @@ def _retry(intervals: Sequence[int]) -> Retry | None:
     return Retry(max=len(intervals), interval=list(intervals)) if intervals else None
 
 
-def queue(client: redis.Redis, name: str) -> Queue:
-    return Queue(name, connection=client, serializer=JSONSerializer)
+class _IntermediateQueue(IntermediateQueue):
+    """RQ's intermediate list, with the time a job may be stuck there made ours."""
+
+    stuck_after = Timers.stuck_after
+
+    def should_be_cleaned_up(self, job_id: str) -> bool:
+        first_seen = self.get_first_seen(job_id)
+        return first_seen is not None and (
+            datetime.now(UTC) - first_seen > timedelta(seconds=self.stuck_after)
+        )
+
+
+class _Queue(Queue):
+    stuck_after = Timers.stuck_after
+
+    @property
+    def intermediate_queue(self) -> IntermediateQueue:
+        found = _IntermediateQueue(self.key, connection=self.connection)
+        found.stuck_after = self.stuck_after
+        return found
+
+
+def queue(client: redis.Redis, name: str, timers: Timers | None = None) -> Queue:
+    q = _Queue(name, connection=client, serializer=JSONSerializer)
+    if timers is not None:
+        q.stuck_after = timers.stuck_after
+    return q
 
 
 def enqueue_match(client: redis.Redis, item_ids: Sequence[str], version: str) -> None:
@@ -59,7 +81,7 @@ def enqueue_match(client: redis.Redis, item_ids: Sequence[str], version: str) ->
         retry=_retry(MATCH_RETRY_INTERVALS),
         result_ttl=0,
         failure_ttl=7 * 86400,
-        job_timeout=JOB_TIMEOUT,
+        job_timeout=Timers.from_env().job_timeout,
         description=f"match {len(item_ids)} items",
     )
 
@@ -86,7 +108,7 @@ def enqueue_delivery(
         retry=_retry(delivery_retry_intervals()),
         result_ttl=3600,
         failure_ttl=7 * 86400,
-        job_timeout=JOB_TIMEOUT,
+        job_timeout=Timers.from_env().job_timeout,
         description=f"deliver to {payload.get('destination')}",
         pipeline=pipeline,
     )
@@ -109,7 +131,7 @@ def recheck_delivery(
         job_id=f"deliver-{delivery}-recheck-{int(time.time())}",
         result_ttl=3600,
         failure_ttl=7 * 86400,
-        job_timeout=JOB_TIMEOUT,
+        job_timeout=Timers.from_env().job_timeout,
         retry=_retry(delivery_retry_intervals()),
         description=f"recheck delivery to {payload.get('destination')}",
     )
@@ -121,7 +143,7 @@ def enqueue_flush(client: redis.Redis, destination: str, delay: float = 0.0) -> 
     options: dict[str, Any] = {
         "result_ttl": 0,
         "failure_ttl": 86400,
-        "job_timeout": JOB_TIMEOUT,
+        "job_timeout": Timers.from_env().job_timeout,
         "description": f"flush {destination}",
     }
     if delay <= 0:
@@ -172,6 +194,23 @@ class ThreadScheduler(RQScheduler):
         self.request_stop(signal.SIGTERM, None)
         if self._process is not None:
             self._process.join(timeout=5)
+
+    #: Set by ``make_scheduler``.
+    lock_ttl = Timers.scheduler_lock
+
+    def acquire_locks(self, auto_start: bool = False) -> Any:
+        found = super().acquire_locks(auto_start)
+        self._expire_locks()
+        return found
+
+    def heartbeat(self) -> None:
+        super().heartbeat()
+        self._expire_locks()
+
+    def _expire_locks(self) -> None:
+        if self.lock_ttl < self.interval + 60:  # RQ sets interval + 60 on every refresh
+            for name in self._acquired_locks:
+                self.connection.expire(self.get_locking_key(name), self.lock_ttl)
 
 
 class NewsWorker(SimpleWorker):
@@ -227,9 +266,12 @@ class NewsWorker(SimpleWorker):
         if not isinstance(exc_info[1], NewsAlertError):
             super().handle_exception(job, *exc_info)
 
+    #: Set by ``make_worker``.
+    timers = Timers()
+
     def get_heartbeat_ttl(self, job: Job, working_time: float | None = None) -> int:
         # RQ adds a fixed 60 s; ours keeps a killed worker's job stuck for under a minute.
-        return HEARTBEAT_TTL
+        return self.timers.heartbeat_ttl
 
     def execute_job(self, job: Job, queue: Queue) -> Any:
         if self.before_job is not None:
@@ -259,30 +301,34 @@ def make_worker(
 
     SimpleWorker, not the forking Worker: the compiled rule engine is kept in
     memory between jobs (a fork would recompile it per job), and it runs
-    about 2× the jobs/s (ARCHITECTURE.md "Dependencies"). A short worker TTL lets another worker
-    notice a killed one's abandoned job within about a minute.
+    about 2× the jobs/s (ARCHITECTURE.md "Dependencies"). Short ``Timers`` let another
+    worker notice a killed one's abandoned job within about a minute.
     """
+    timers = Timers.from_env()
     worker = NewsWorker(
-        [queue(client, queue_name)],
+        [queue(client, queue_name, timers)],
         connection=client,
         name=name,
         serializer=JSONSerializer,
         worker_ttl=30,
-        maintenance_interval=15,
+        maintenance_interval=timers.maintenance,
         job_monitoring_interval=10,
     )
     worker.before_job = before_job
+    worker.timers = timers
     return worker
 
 
 def make_scheduler(client: redis.Redis, queues: Sequence[str]) -> ThreadScheduler:
     """Return the scheduler for ``queues`` (started by ``keep_running``)."""
-    return ThreadScheduler(
+    scheduler = ThreadScheduler(
         [queue(client, q) for q in queues],
         connection=client,
         logging_level="WARNING",
         serializer=JSONSerializer,
     )
+    scheduler.lock_ttl = Timers.from_env().scheduler_lock
+    return scheduler
 
 
 def depths(client: redis.Redis) -> dict[str, dict[str, int]]:

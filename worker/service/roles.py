@@ -36,6 +36,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("newsalert.run")
 
 _PR_SET_PDEATHSIG = 1
+#: Seconds within which a second SIGTERM/SIGINT is the first one again: a dyno manager
+#: (or Ctrl-C) signals the whole process group, and ``run`` forwards it to its children.
+#: Taken as "stop now", the echo abandoned the job in hand and left RQ's scheduler lock
+#: held for a minute after every restart.
+SIGNAL_ECHO = 2.0
 
 
 def die_with_parent() -> None:
@@ -183,10 +188,14 @@ def work_forever(app: App, burst: bool = False, queues: tuple[str, ...] = keys.Q
     # Outbox wake-ups once per process, not once per queue thread.
     workers[0].tick = lambda: flush_due(app.redis, app.config(), enqueue_flush=enqueue_flush)
     stopping = threading.Event()
+    first_signal: list[float] = []
 
     def on_signal(signum: int, _frame: object) -> None:
+        if first_signal and time.monotonic() - first_signal[0] < SIGNAL_ECHO:
+            return  # the same stop request, delivered twice
         if stopping.is_set():  # a second signal: stop now; a job in hand is re-run elsewhere
             os._exit(128 + signum)
+        first_signal.append(time.monotonic())
         stopping.set()
         for worker in workers:
             worker.stop()

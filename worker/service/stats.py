@@ -15,6 +15,7 @@ from worker.poll.fulltext import backed_off_hosts
 from worker.poll.state import FeedState
 from worker.service.app import App
 from worker.service.queue import depths
+from worker.service.safety import collect_safety, render_safety
 
 
 def _cost(fetches: dict[tuple[str, ...], int], feed_id: str, hours: float) -> dict[str, Any]:
@@ -173,6 +174,7 @@ def collect(app: App) -> dict[str, Any]:
         },
         "dead_letters": client.llen(keys.DEAD_LETTERS),
         "article_hosts_backed_off": backed_off_hosts(client),
+        **collect_safety(client),
     }
     # Errors were masked when written; mask again in case an older version wrote them.
     return dict(redact_data(figures, config.secrets()))
@@ -206,6 +208,7 @@ def render_stats(data: dict[str, Any]) -> str:
     lines += [
         f"  {r['watchlist'] + ' / ' + r['rule']:40} {r['matches']}" for r in data["rules_24h"][:10]
     ] or ["  none"]
+    lines += render_safety(data, now)
     lines += ["", "destinations:"]
     for name, d in data["destinations"].items():
         lines.append(

@@ -26,6 +26,7 @@ from worker.core.logs import progress
 from worker.errors import FailureReason, FeedError
 
 if TYPE_CHECKING:
+    from worker.config import Config
     from worker.poll.parse import ParsedFeed
     from worker.rules import Engine
     from worker.service.app import App
@@ -110,22 +111,35 @@ def feeds_to_try(
         )
 
 
-def write_hits(engine: Engine, feed: ParsedFeed, out: IO[str], as_json: bool) -> int:
-    """Write ``feed``'s hits to ``out`` (``try --json`` lines, or text with snippets)."""
+def write_hits(
+    engine: Engine, feed: ParsedFeed, out: IO[str], as_json: bool, config: Config | None = None
+) -> int:
+    """Write ``feed``'s hits to ``out`` (``try --json`` lines, or text with snippets).
+
+    A hit of a shadow rule of ``config`` (matched and counted, never delivered) is
+    marked: ``[shadow]`` in text, a last key ``"shadow": true`` in JSON.
+    """
     from worker.deliver.render import snippets
     from worker.model import Alert, hit_lines
+
+    def shadow(watchlist: str, rule: str) -> bool:
+        wl = config.watchlist(watchlist) if config is not None else None
+        return bool(wl and wl.is_shadow(rule))
 
     count = 0
     for item in feed.items:
         matches = engine.match(item.texts())
         count += len(matches)
         if as_json:
-            for line in hit_lines(item, matches):
-                out.write(line + "\n")
+            for m, line in zip(matches, hit_lines(item, matches), strict=True):
+                out.write(line[:-1] + ', "shadow": true}' if shadow(m.watchlist, m.rule) else line)
+                out.write("\n")
             continue
         for match in matches:
+            mark = " [shadow]" if shadow(match.watchlist, match.rule) else ""
             out.write(
-                f"● {match.watchlist} / {match.rule}: {item.title}\n  {item.link}  ({item.feed})\n"
+                f"● {match.watchlist} / {match.rule}{mark}: {item.title}\n"
+                f"  {item.link}  ({item.feed})\n"
             )
             alert = Alert(match.watchlist, match.watchlist, (match.rule,), item, match.highlights)
             for field, text in snippets(alert, "text"):
