@@ -228,7 +228,7 @@ def test_try_and_explain_mark_shadow_rules(tmp_path, redis_url):
     assert done.returncode == 0, done.stderr
     hits = {h["rule"]: h for h in map(json.loads, done.stdout.splitlines())}
     assert set(hits) == {"live-rule", "trial"}
-    assert set(hits["live-rule"]) == {"watchlist", "rule", "item", "highlights"}
+    assert set(hits["live-rule"]) == {"watchlist", "rule", "item", "highlights", "story"}
     assert hits["trial"]["shadow"] is True
     assert set(hits["trial"]) - {"shadow"} == set(hits["live-rule"])
     text = cli(config, redis_url, "try", str(feed))

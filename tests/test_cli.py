@@ -14,7 +14,7 @@ from faults import RedisServer, wait_for
 from feedgen import UNRELATED, article_item, rss
 from shared import shared_dir
 
-from worker.cli import RET_PENDING, RET_REDIS
+from worker.commands.common import RET_PENDING, RET_REDIS
 from worker.service.queue import pending
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -70,7 +70,7 @@ def test_try_json_lines_have_the_pinned_shape(tmp_path):
         ("prisoners", "nk-prisoner"),
     }
     for hit in hits:
-        assert list(hit) == ["watchlist", "rule", "item", "highlights"]
+        assert list(hit) == ["watchlist", "rule", "item", "highlights", "story"]
         assert list(hit["item"]) == ["id", "title", "link", "feed"]
         assert hit["item"]["link"] == "https://n.example.com/nk"
         for h in hit["highlights"]:

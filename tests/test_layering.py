@@ -1,7 +1,7 @@
 """The stage packages import downwards only, and nothing in ``worker/`` grows too large.
 
 Layers, lowest first: ``model``/``errors``, ``core``, ``rules``, ``config``, ``poll``,
-``stories``, ``deliver``, ``service``, ``cli``. A module may import its own layer and any
+``stories``, ``deliver``, ``service``, ``commands``, ``cli``. A module may import its own layer and any
 layer below it, never one above (ARCHITECTURE.md draws the map).
 """
 
@@ -12,7 +12,12 @@ from pathlib import Path
 
 WORKER = Path(__file__).resolve().parents[1] / "worker"
 LAYERS = ["model", "errors", "core", "rules", "config", "poll", "stories", "deliver", "service"]
-RANK = {name: i for i, name in enumerate(LAYERS)} | {"errors": 0, "cli": len(LAYERS), "jobs": 8}
+RANK = {name: i for i, name in enumerate(LAYERS)} | {
+    "errors": 0,
+    "jobs": len(LAYERS) - 1,  # the alias of service.jobs
+    "commands": len(LAYERS),
+    "cli": len(LAYERS) + 1,
+}
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
 

@@ -7,7 +7,7 @@ travels through Redis and RQ.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -100,7 +100,9 @@ def hit_record(item: Item, match: Match) -> dict[str, Any]:
 _JSON = json.JSONEncoder(ensure_ascii=False)
 
 
-def hit_lines(item: Item, matches: Iterable[Match]) -> Iterator[str]:
+def hit_lines(
+    item: Item, matches: Iterable[Match], story: Callable[[Match], str] | None = None
+) -> Iterator[str]:
     """Yield ``json.dumps(hit_record(item, m), ensure_ascii=False)`` for each of ``matches``.
 
     The item's part is encoded once for all its hits, and one encoder serves every
@@ -115,9 +117,10 @@ def hit_lines(item: Item, matches: Iterable[Match]) -> Iterator[str]:
                 {"id": item.id, "title": item.title, "link": item.link, "feed": item.feed}
             )
         highlights = encode([h.to_dict() for h in m.highlights])
+        tail = f', "story": {encode(story(m))}' if story is not None else ""
         yield (
             f'{{"watchlist": {encode(m.watchlist)}, "rule": {encode(m.rule)}, '
-            f'"item": {head}, "highlights": {highlights}}}'
+            f'"item": {head}, "highlights": {highlights}{tail}}}'
         )
 
 

@@ -20,7 +20,9 @@ from worker.config.settings import (
     FULLTEXT_MODES,
     ID_PATTERN,
     Feed,
+    StorySettings,
 )
+from worker.config.stories import load_stories
 from worker.config.watchlists import load_languages
 from worker.config.yamlfile import Map, Seq
 
@@ -100,7 +102,7 @@ def _websub_callback(ld: Checker, path: Path, top: Map) -> str | None:
     return url.rstrip("/") if url else None
 
 
-_TOP = {"defaults", "allow_private_networks", "fetch", "feeds", "websub", "languages"}
+_TOP = {"defaults", "allow_private_networks", "fetch", "feeds", "websub", "languages", "stories"}
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,7 @@ class FeedsFile:
     websub_callback: str | None = None
     languages: tuple[str, ...] = ()
     archive: tuple[float, int] = (0.0, 0)
+    stories: StorySettings = field(default_factory=StorySettings)
 
 
 def load_feeds(ld: Checker) -> FeedsFile:
@@ -132,6 +135,7 @@ def load_feeds(ld: Checker) -> FeedsFile:
         fetch=_fetch_settings(ld, path, top),
         websub_callback=_websub_callback(ld, path, top),
         languages=load_languages(ld, path, top, ()),
+        stories=load_stories(ld, path, top, StorySettings()),
         archive=archive,
     )
     entries = top.get("feeds")

@@ -67,7 +67,9 @@ def load_config(root: str | os.PathLike[str], env: Mapping[str, str] | None = No
                 path, (0, 0), f"watchlist file name {path.name!r}: use letters, digits, '-', '_'"
             )
             continue
-        wl = load_watchlist(ld, path, shared_aliases, destinations, feed_ids, loaded.languages)
+        wl = load_watchlist(
+            ld, path, shared_aliases, destinations, feed_ids, loaded.languages, loaded.stories
+        )
         if wl is not None:
             watchlists.append(wl)
     if ld.problems:
@@ -83,4 +85,5 @@ def load_config(root: str | os.PathLike[str], env: Mapping[str, str] | None = No
         websub_callback=loaded.websub_callback,
         archive=loaded.archive[0],
         archive_max=loaded.archive[1],
+        stories=loaded.stories,
     )

@@ -15,6 +15,15 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 RULE_ID = re.compile(r"[A-Za-z0-9_.-]+")
 FULLTEXT_MODES = ("auto", "always", "never")
 MESSAGE_FORMATS = ("markdown", "html", "text")
+STORY_GROUPS = ("similar", "link", "off")
+
+
+@dataclass(frozen=True)
+class StorySettings:
+    """How a watchlist groups items into stories (README "Stories")."""
+
+    group: str = "similar"  # similar | link (same canonical link only) | off (every item alerts)
+    window: float = 48 * 3600.0  # seconds a story stays open to new copies
 
 
 class SendRate(NamedTuple):
@@ -75,6 +84,7 @@ class Watchlist:
     #: Volume guard: a rule that matches more items than this within a clock hour is
     #: muted until the hour ends (``worker.service.gate``); None = no guard.
     max_per_hour: int | None = None
+    stories: StorySettings = StorySettings()
     should_match: tuple[tuple[str, int], ...] = ()  # (text, line)
     should_not_match: tuple[tuple[str, int], ...] = ()
 
@@ -107,6 +117,8 @@ class Config:
     archive: float = 7 * 86400.0
     #: feeds.yaml ``archive_max``: the archive's bound in compressed bytes.
     archive_max: int = 200 * 1024**2
+    #: feeds.yaml ``stories:``, the default of every watchlist.
+    stories: StorySettings = StorySettings()
 
     def feed(self, feed_id: str) -> Feed | None:
         return next((f for f in self.feeds if f.id == feed_id), None)

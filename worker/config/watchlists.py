@@ -14,8 +14,10 @@ from worker.config.schema import (
 from worker.config.settings import (
     RULE_ID,
     Destination,
+    StorySettings,
     Watchlist,
 )
+from worker.config.stories import load_stories
 from worker.config.yamlfile import Map, Seq
 from worker.errors import QueryError
 from worker.model import TEXT_FIELDS
@@ -117,12 +119,13 @@ def load_watchlist(
     destinations: Mapping[str, Destination],
     feed_ids: set[str],
     languages: tuple[str, ...] = (),
+    stories: StorySettings | None = None,
 ) -> Watchlist | None:
     doc = ld.load(path)
     if doc is None:
         return None
     allowed = {"name", "notify", "feeds", "aliases", "rules", "examples", "urgent", "languages"}
-    allowed |= set(WATCHLIST_KEYS)
+    allowed |= {*WATCHLIST_KEYS, "stories"}
     if ld.mapping(path, doc, "watchlist", allowed, {"notify", "rules"}) is None:
         return None
     wid = path.stem
@@ -177,6 +180,7 @@ def load_watchlist(
         feed_tags=ld.strings(path, scope, "tags") if isinstance(scope, Map) else (),
         urgent=ld.convert(path, doc, "urgent", boolean, False),
         **safety_settings(ld, path, doc),
+        stories=load_stories(ld, path, doc, stories or StorySettings()),
         should_match=lined("should_match"),
         should_not_match=lined("should_not_match"),
     )

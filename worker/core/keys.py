@@ -197,6 +197,58 @@ HOSTS_BACKED_OFF = f"{PREFIX}article:backoffs"
 """Sorted set of backed-off origins scored by when their back-off ends (for ``stats``)."""
 
 
+# -- stories: grouping items across feeds (worker.stories) ------------------
+
+#: Longest a story stays open when no watchlist sets a ``stories: window`` of its own.
+STORY_WINDOW = 48 * 3600
+#: Most open stories kept; past it the oldest are closed first.
+STORIES_MAX = 200_000
+#: Most copies of a story recorded on it (outlet, title, link, time).
+STORY_MEMBERS_MAX = 20
+#: How long a worker may hold the story-assignment lock (it is released sooner).
+STORY_LOCK_TTL = 30
+#: How long a match job waits for that lock before it fails and is retried (< a job's 30 s).
+STORY_LOCK_WAIT = 20
+#: Document frequencies are counted in daily buckets; this many hashed term slots a day.
+STORY_DF_SLOTS = 1 << 16
+#: How long a day's term counts are kept (today's and yesterday's are read).
+STORY_DF_TTL = 2 * 86400 + 3600
+
+STORY_LOCK = f"{PREFIX}stories:lock"
+"""redis-py Lock held while a batch of items is assigned to stories (one story per event)."""
+
+STORIES_OPEN = f"{PREFIX}stories:open"
+"""Sorted set of open story ids scored by when they opened (window and cap)."""
+
+STORIES_OUTLETS = f"{PREFIX}stories:outlets"
+"""Sorted set of open story ids scored by how many feeds carried them (``stats``)."""
+
+
+def story_record(story: str) -> str:
+    """An open story, packed: opening time, terms, first feed and title (window TTL)."""
+    return f"{PREFIX}stories:rec:{story}"
+
+
+def story_members(story: str) -> str:
+    """List of a story's copies as JSON (feed, title, link, at), at most STORY_MEMBERS_MAX."""
+    return f"{PREFIX}stories:members:{story}"
+
+
+def story_of(link_key: str) -> str:
+    """The assignment of an item (by its link key): "story opened at" (window TTL)."""
+    return f"{PREFIX}stories:of:{link_key}"
+
+
+def story_postings(term: int) -> str:
+    """Sorted set of open stories indexed under a term hash, scored by opening time."""
+    return f"{PREFIX}stories:term:{term:08x}"
+
+
+def story_df(day: int) -> str:
+    """Hash of term slot → items that day that had the term; field "n" counts items (2 days)."""
+    return f"{PREFIX}stories:df:{day}"
+
+
 # -- WebSub push ---------------------------------------------------------------
 
 #: How many pushed bodies may wait for the poller; older ones are dropped (the safety-net

@@ -57,6 +57,11 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
         ("destination", "outcome"),
     ),
     "digests": ("Digest messages sent, by destination.", ("destination",)),
+    "stories": (
+        "Matched items by watchlist and what they did to stories: opened (a new story, "
+        "alerted) or folded (a copy of an open story, no new alert).",
+        ("watchlist", "outcome"),
+    ),
     "config_reload_errors": ("Config changes rejected as invalid.", ()),
     "websub": (
         "WebSub events by feed and outcome: requested (subscribe or renew sent), verified, "

@@ -277,13 +277,26 @@ def render(alert: Alert, fmt: str, template: str | None = None) -> tuple[str, st
     return _title(alert), "\n\n".join(s for s in sections if s)
 
 
+def _by_story(alerts: Sequence[Alert]) -> list[list[Alert]]:
+    """Group alerts of one story (from different watchlists) so a digest lists it once."""
+    groups: dict[tuple[str, int], list[Alert]] = {}
+    for alert in alerts:
+        story, n = alert.item.story or alert.item.id, 0
+        # One watchlist has one alert per story; keep apart what says otherwise.
+        while any(a.watchlist == alert.watchlist for a in groups.get((story, n), ())):
+            n += 1
+        groups.setdefault((story, n), []).append(alert)
+    return list(groups.values())
+
+
 def render_digest(alerts: Sequence[Alert], fmt: str, reason: str) -> tuple[str, str]:
     """Return one ``(title, body)`` that lists every one of ``alerts``."""
     _check_format(fmt)
     n = len(alerts)
     title = _truncate(_inert(f"newsalert digest: {n} alert{'s' * (n != 1)} ({reason})"), TITLE_MAX)
     entries = []
-    for i, alert in enumerate(alerts, 1):
+    for i, group in enumerate(_by_story(alerts), 1):
+        alert = group[0]
         f = _fields(alert, fmt, DIGEST_CONTEXT)
         if fmt == "text":
             f["link"] = f"<{f['link']}>" if f["link"] else ""
@@ -291,9 +304,11 @@ def render_digest(alerts: Sequence[Alert], fmt: str, reason: str) -> tuple[str, 
         else:
             line = _link(f["title"], f["link"], fmt)
         line += " — " + " · ".join(v for v in (f["feed"], f["published"]) if v)
-        line += f" · «{f['watchlist_name']}» / {f['rule']}"
+        for other in group:
+            g = f if other is alert else _fields(other, fmt, DIGEST_CONTEXT)
+            line += f" · «{g['watchlist_name']}» / {g['rule']}"
         if f["also_in"]:
-            line += f" · also in: {f['also_in']}"
+            line += f" · {1 + len(alert.also_in)} outlets, also in: {f['also_in']}"
         first = snippets(alert, fmt, DIGEST_CONTEXT, limit=1)
         if fmt == "html":
             extra = f"<br>\n{first[0][0]}: {first[0][1]}" if first else ""

@@ -121,6 +121,63 @@ def health(client: redis.Redis, roles: Iterable[str] = ("poller", "worker")) -> 
     return True, "ok"
 
 
+class _Handler(BaseHTTPRequestHandler):
+    """Answer ``/metrics``, ``/healthz`` and ``/websub/…`` (the class attributes are set by ``serve``)."""
+
+    client: redis.Redis
+    registry: CollectorRegistry
+    roles: tuple[str, ...]
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _answer(self, status: int, body: bytes, ctype: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path == "/healthz":
+            ok, reason = health(self.client, self.roles)
+            self._answer(
+                200 if ok else 503,
+                json.dumps({"ok": ok, "reason": reason}).encode(),
+                "application/json",
+            )
+        elif path == "/metrics":
+            try:
+                self._answer(200, generate_latest(self.registry), "text/plain; version=0.0.4")
+            except redis.RedisError as exc:
+                self._answer(503, f"Redis unreachable: {exc}\n".encode(), "text/plain")
+        elif "/websub/" in path:
+            self._websub(b"")
+        else:
+            self._answer(404, b"not found: try /metrics or /healthz\n", "text/plain")
+
+    def do_POST(self) -> None:
+        length = self.headers.get("Content-Length", "")
+        if "/websub/" not in self.path or not length.isdigit():
+            self._answer(404 if "/websub/" not in self.path else 411, b"", "text/plain")
+        elif int(length) > websub.MAX_PUSH:
+            self._answer(413, b"too large\n", "text/plain")
+        else:
+            self._websub(self.rfile.read(int(length)))
+
+    def _websub(self, body: bytes) -> None:
+        path, _, query = self.path.partition("?")
+        hdrs = {k.lower(): v for k, v in self.headers.items()}
+        try:
+            status, out = websub.answer(
+                self.client, self.command, path, query, hdrs, body, time.time()
+            )
+        except redis.RedisError as exc:
+            status, out = 503, f"Redis unreachable: {exc}\n".encode()
+        self._answer(status, out, "text/plain")
+
+
 def serve(
     client: redis.Redis,
     port: int,
@@ -130,59 +187,11 @@ def serve(
     """Serve ``/metrics``, ``/healthz`` and ``/websub/…`` on 0.0.0.0:``port`` from a daemon thread."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
-    role_list = tuple(roles)
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def _answer(self, status: int, body: bytes, ctype: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
-            if path == "/healthz":
-                ok, reason = health(client, role_list)
-                self._answer(
-                    200 if ok else 503,
-                    json.dumps({"ok": ok, "reason": reason}).encode(),
-                    "application/json",
-                )
-            elif path == "/metrics":
-                try:
-                    self._answer(200, generate_latest(registry), "text/plain; version=0.0.4")
-                except redis.RedisError as exc:
-                    self._answer(503, f"Redis unreachable: {exc}\n".encode(), "text/plain")
-            elif "/websub/" in path:
-                self._websub(b"")
-            else:
-                self._answer(404, b"not found: try /metrics or /healthz\n", "text/plain")
-
-        def do_POST(self) -> None:
-            length = self.headers.get("Content-Length", "")
-            if "/websub/" not in self.path or not length.isdigit():
-                self._answer(404 if "/websub/" not in self.path else 411, b"", "text/plain")
-            elif int(length) > websub.MAX_PUSH:
-                self._answer(413, b"too large\n", "text/plain")
-            else:
-                self._websub(self.rfile.read(int(length)))
-
-        def _websub(self, body: bytes) -> None:
-            path, _, query = self.path.partition("?")
-            hdrs = {k.lower(): v for k, v in self.headers.items()}
-            try:
-                status, out = websub.answer(
-                    client, self.command, path, query, hdrs, body, time.time()
-                )
-            except redis.RedisError as exc:
-                status, out = 503, f"Redis unreachable: {exc}\n".encode()
-            self._answer(status, out, "text/plain")
-
-    server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
+    handler = type(
+        "Handler", (_Handler,), {"client": client, "registry": registry, "roles": tuple(roles)}
+    )
+    server = ThreadingHTTPServer(("0.0.0.0", port), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     log.info("metrics on :%d/metrics, health on :%d/healthz", port, port)

@@ -10,8 +10,11 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
+from worker import stories
+from worker.config import Config, StorySettings
 from worker.core import keys
 from worker.core.archive import record_sent
 from worker.core.metrics import incr, incr_hourly, observe_latency
@@ -25,7 +28,6 @@ from worker.model import Alert, Delivery, Item, Match
 from worker.service.app import current_app
 from worker.service.gate import route
 from worker.service.queue import enqueue_delivery, enqueue_flush, recheck_delivery, retries_left
-from worker.stories.storyid import story_id
 
 log = logging.getLogger("newsalert.jobs")
 
@@ -50,63 +52,89 @@ def _alerts(item: Item, matches: list[Match], names: dict[str, str]) -> list[Ale
     return alerts
 
 
-def match_batch(item_ids: list[str], version: str) -> dict[str, int]:
-    """Match stored items against the live rules and queue one delivery per destination."""
-    app = current_app()
-    client = app.redis
-    if version != app.config().version:
-        app.reload()
-    config, engine = app.config(), app.engine()
-    raw = client.mget([keys.item(i) for i in item_ids])
-    names = {w.id: w.name for w in config.watchlists}
-    counts = {"items": 0, "matches": 0, "queued": 0, "expired": 0}
-    for item_id, body in zip(item_ids, raw, strict=False):
+def _read_items(client: Any, item_ids: list[str]) -> tuple[list[Item], list[str]]:
+    """Return the stored items of a batch, and the keys of those still there."""
+    items, present = [], []
+    for item_id, body in zip(item_ids, client.mget([keys.item(i) for i in item_ids]), strict=False):
         if body is None:
-            counts["expired"] += 1
             log.info(
                 "item %s is gone: matched by an earlier run of this batch, or expired",
                 item_id,
                 extra={"job": "match"},
             )
             continue
-        item = Item.from_dict(json.loads(body))
-        counts["items"] += 1
+        items.append(Item.from_dict(json.loads(body)))
+        present.append(keys.item(item_id))
+    return items, present
+
+
+def _queue_alert(
+    client: Any, config: Config, alert: Alert, story: str, opened: bool, grouped: bool
+) -> int:
+    """Queue one delivery per destination of the alert's story; return how many were queued."""
+    wl = config.watchlist(alert.watchlist)
+    if not grouped:  # grouped stories record their outlets themselves (worker.stories.store)
+        client.sadd(keys.story_feeds(story), alert.item.feed)
+        client.expire(keys.story_feeds(story), keys.STORY_FEEDS_TTL)
+    for rule in alert.rules:
+        incr(client, "matches", alert.watchlist, rule)
+        incr_hourly(client, "matches", alert.watchlist, rule)
+    incr(client, "stories", alert.watchlist, "opened" if opened else "folded")
+    queued = 0
+    for dest in wl.notify if wl else ():
+        delivery = keys.delivery_id(alert.watchlist, story, dest)
+        if not opened and deliver_.was_sent(client, delivery):
+            continue  # a copy of a story already alerted: recorded on the story, not sent
+        # A copy of a story whose alert is not sent yet queues it again (the ledger and
+        # the job id keep it to one): the story alerts even if its opener's job was lost.
+        job = Delivery(delivery, dest, alert, urgent=bool(wl and wl.urgent), story=story)
+        queued += bool(enqueue_delivery(client, delivery, job.to_dict()))
+    log.info(
+        "match: watchlist %s rule %s on %r (%s), story %s",
+        alert.watchlist,
+        ", ".join(alert.rules),
+        alert.item.title[:80],
+        alert.item.feed,
+        story,
+        extra={"watchlist": alert.watchlist, "feed": alert.item.feed},
+    )
+    return queued
+
+
+def match_batch(item_ids: list[str], version: str) -> dict[str, int]:
+    """Match stored items against the live rules and queue one delivery per story and destination."""
+    app = current_app()
+    client = app.redis
+    if version != app.config().version:
+        app.reload()
+    config, engine = app.config(), app.engine()
+    names = {w.id: w.name for w in config.watchlists}
+    items, present = _read_items(client, item_ids)
+    counts = {"items": len(items), "matches": 0, "queued": 0, "expired": len(item_ids) - len(items)}
+    hits: list[Alert] = []
+    for item in items:
         scope = config.watchlists_for(item.feed)
         matches = engine.match(item.texts(), watchlists=scope) if scope else []
         matches = route(client, config, matches, enqueue_delivery) if matches else []
-        for alert in _alerts(item, matches, names):
-            alert = excerpt_article(alert)  # the full article is not kept beyond its cache
-            counts["matches"] += 1
-            wl = config.watchlist(alert.watchlist)
-            story = story_id(item)
-            client.sadd(keys.story_feeds(story), item.feed)
-            client.expire(keys.story_feeds(story), keys.STORY_FEEDS_TTL)
-            for rule in alert.rules:
-                incr(client, "matches", alert.watchlist, rule)
-                incr_hourly(client, "matches", alert.watchlist, rule)
-            for dest in wl.notify if wl else ():
-                job = Delivery(
-                    id=keys.delivery_id(alert.watchlist, story, dest),
-                    destination=dest,
-                    alert=alert,
-                    urgent=bool(wl and wl.urgent),
-                    story=story,
-                )
-                if enqueue_delivery(client, job.id, job.to_dict()):
-                    counts["queued"] += 1
-            log.info(
-                "match: watchlist %s rule %s on %r (%s)",
-                alert.watchlist,
-                ", ".join(alert.rules),
-                item.title[:80],
-                item.feed,
-                extra={"watchlist": alert.watchlist, "feed": item.feed},
-            )
+        # The full article is not kept beyond its cache: alerts carry excerpts.
+        hits.extend(excerpt_article(a) for a in _alerts(item, matches, names))
+    similar = {w.id for w in config.watchlists if w.stories.group == "similar"}
+    grouped = stories.group(
+        client, config, list({a.item.id: a.item for a in hits if a.watchlist in similar}.values())
+    )
+    for alert in hits:
+        wl = config.watchlist(alert.watchlist)
+        found = grouped.get(alert.item.id)
+        story = stories.story_id(wl.stories if wl else StorySettings(), alert.item, found)
+        opened = found is None or found.opened or story != found.story
+        alert = replace(alert, item=replace(alert.item, story=story))
+        counts["matches"] += 1
+        grouped_here = found is not None and story == found.story
+        counts["queued"] += _queue_alert(client, config, alert, story, opened, grouped_here)
     # Matched: the bodies (article text included) are no longer needed; what an alert
     # shows travels in its delivery payload. A re-run of this job finds them gone.
-    matched = [keys.item(i) for i, body in zip(item_ids, raw, strict=False) if body is not None]
-    if matched:
-        client.delete(*matched)
+    if present:
+        client.delete(*present)
     return counts
 
 

@@ -16,6 +16,7 @@ from worker.poll.state import FeedState
 from worker.service.app import App
 from worker.service.queue import depths
 from worker.service.safety import collect_safety, render_safety
+from worker.stories.store import top_stories
 
 
 def _cost(fetches: dict[tuple[str, ...], int], feed_id: str, hours: float) -> dict[str, Any]:
@@ -174,10 +175,24 @@ def collect(app: App) -> dict[str, Any]:
         },
         "dead_letters": client.llen(keys.DEAD_LETTERS),
         "article_hosts_backed_off": backed_off_hosts(client),
+        "stories": {
+            "per_watchlist": {
+                w: {"opened": n.get("opened", 0), "folded": n.get("folded", 0)}
+                for w, n in _by_first(read(client, "stories")).items()
+            },
+            "top_24h": top_stories(client, time.time() - 86400),
+        },
         **collect_safety(client),
     }
     # Errors were masked when written; mask again in case an older version wrote them.
     return dict(redact_data(figures, config.secrets()))
+
+
+def _by_first(counts: dict[tuple[str, ...], int]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for labels, n in counts.items():
+        out.setdefault(labels[0], {})[labels[-1]] = n
+    return out
 
 
 def render_stats(data: dict[str, Any]) -> str:
@@ -224,6 +239,16 @@ def render_stats(data: dict[str, Any]) -> str:
     lines += [
         f"  {h['host']:40} for {max(0, h['until'] - now) / 60:>4.0f} min  {h['reason']}"
         for h in data.get("article_hosts_backed_off", ())
+    ] or ["  none"]
+    lines += ["", "stories per watchlist (opened = alerted, folded = copies of an open story):"]
+    lines += [
+        f"  {w:28} opened {n['opened']:>5}  folded {n['folded']:>5}"
+        for w, n in sorted(data["stories"]["per_watchlist"].items())
+    ] or ["  none"]
+    lines += ["", "stories of the last 24 h with the most outlets:"]
+    lines += [
+        f"  {len(s['outlets']):>3} outlets  {s['title'][:70]}  ({', '.join(s['outlets'][:5])})"
+        for s in data["stories"]["top_24h"]
     ] or ["  none"]
     lines.append(f"\ndead letters waiting: {data['dead_letters']}")
     return "\n".join(lines)

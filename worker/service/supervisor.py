@@ -78,6 +78,34 @@ class Child:
             self.proc.wait()
 
 
+class RedisWatch:
+    """Ping Redis every few seconds; say when it has been away longer than ``grace``."""
+
+    def __init__(self, client: redis.Redis, grace: float, every: float = 5.0) -> None:
+        self.client, self.grace, self.every = client, grace, every
+        self.lost_since: float | None = None
+        self.checked = 0.0
+
+    def lost_for_good(self, now: float) -> bool:
+        if now - self.checked <= self.every:
+            return False
+        self.checked = now
+        try:
+            self.client.ping()
+        except redis.RedisError as exc:
+            if self.lost_since is None:
+                self.lost_since = now
+                log.error("Redis is unreachable (%s); giving up after %.0fs", exc, self.grace)
+            elif now - self.lost_since > self.grace:
+                log.error("Redis unreachable for %.0fs: stopping", now - self.lost_since)
+                return True
+            return False
+        if self.lost_since is not None:
+            log.warning("Redis is reachable again")
+        self.lost_since = None
+        return False
+
+
 def supervise(
     app: App,
     workers: int,
@@ -105,7 +133,7 @@ def supervise(
     children = [Child("poller", [*base, "poll"], status.spawn)] if poller else []
     children += [Child(f"worker-{i + 1}", [*base, "work"], status.spawn) for i in range(workers)]
     serve_metrics(app, metrics_port, ("poller", "worker") if poller else ("worker",))
-    grace = float(os.environ.get("NEWSALERT_REDIS_GRACE", "300"))
+    watch = RedisWatch(app.redis, float(os.environ.get("NEWSALERT_REDIS_GRACE", "300")))
     stopping = False
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -115,27 +143,15 @@ def supervise(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     log.info("newsalert run: %d children (%s)", len(children), ", ".join(c.name for c in children))
-    code, lost_since, checked = 0, None, 0.0
+    code = 0
     status.start()
     while not stopping:
         now = time.monotonic()
         for child in children:
             child.tend(env, now)
         status.tick(now)
-        if now - checked > 5:
-            checked = now
-            try:
-                app.redis.ping()
-                if lost_since is not None:
-                    log.warning("Redis is reachable again")
-                lost_since = None
-            except redis.RedisError as exc:
-                if lost_since is None:
-                    lost_since = now
-                    log.error("Redis is unreachable (%s); giving up after %.0fs", exc, grace)
-                elif now - lost_since > grace:
-                    log.error("Redis unreachable for %.0fs: stopping", now - lost_since)
-                    code, stopping = RET_REDIS_LOST, True
+        if watch.lost_for_good(now):
+            code, stopping = RET_REDIS_LOST, True
         time.sleep(0.2)
     log.info("shutting down: waiting up to %.0fs for children to finish", SHUTDOWN_GRACE)
     for child in children:

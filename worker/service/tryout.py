@@ -30,8 +30,9 @@ if TYPE_CHECKING:
     from worker.poll.parse import ParsedFeed
     from worker.rules import Engine
     from worker.service.app import App
+    from worker.stories.preview import RunStories
 
-__all__ = ["feeds_to_try", "read_configured", "read_source", "write_hits"]
+__all__ = ["feeds_to_try", "read_configured", "read_source", "write_hits", "write_stories"]
 
 
 def read_source(app: App, source: str) -> ParsedFeed:
@@ -112,31 +113,49 @@ def feeds_to_try(
 
 
 def write_hits(
-    engine: Engine, feed: ParsedFeed, out: IO[str], as_json: bool, config: Config | None = None
+    engine: Engine, feed: ParsedFeed, out: IO[str], as_json: bool, stories: RunStories
 ) -> int:
-    """Write ``feed``'s hits to ``out`` (``try --json`` lines, or text with snippets).
+    """Write ``feed``'s hits as ``try --json`` lines with their story, or keep them for text.
 
-    A hit of a shadow rule of ``config`` (matched and counted, never delivered) is
-    marked: ``[shadow]`` in text, a last key ``"shadow": true`` in JSON.
+    Text output groups hits by story across feeds, so ``write_stories`` prints it
+    once every feed was read. A hit of a shadow rule (matched and counted, never
+    delivered) gets a last key ``"shadow": true`` in JSON, ``[shadow]`` in text.
     """
-    from worker.deliver.render import snippets
-    from worker.model import Alert, hit_lines
+    from worker.model import hit_lines
 
-    def shadow(watchlist: str, rule: str) -> bool:
-        wl = config.watchlist(watchlist) if config is not None else None
-        return bool(wl and wl.is_shadow(rule))
-
+    hits = [(item, engine.match(item.texts())) for item in feed.items]
+    stories.add(item for item, matches in hits if matches)
     count = 0
-    for item in feed.items:
-        matches = engine.match(item.texts())
+    for item, matches in hits:
         count += len(matches)
         if as_json:
-            for m, line in zip(matches, hit_lines(item, matches), strict=True):
-                out.write(line[:-1] + ', "shadow": true}' if shadow(m.watchlist, m.rule) else line)
+            lines = hit_lines(item, matches, stories.teller(item))
+            for m, line in zip(matches, lines, strict=True):
+                shadow = _shadow(stories.config, m.watchlist, m.rule)
+                out.write(line[:-1] + ', "shadow": true}' if shadow else line)
                 out.write("\n")
             continue
         for match in matches:
-            mark = " [shadow]" if shadow(match.watchlist, match.rule) else ""
+            stories.hits.setdefault(stories.story(item, match.watchlist), []).append((item, match))
+    return count
+
+
+def _shadow(config: Config, watchlist: str, rule: str) -> bool:
+    wl = config.watchlist(watchlist)
+    return bool(wl and wl.is_shadow(rule))
+
+
+def write_stories(stories: RunStories, out: IO[str]) -> None:
+    """Write the text output of ``try``: hits with snippets, grouped by story."""
+    from worker.deliver.render import snippets
+    from worker.model import Alert
+
+    for sid, hits in stories.hits.items():
+        feeds = {item.feed for item, _ in hits}
+        if len({item.id for item, _ in hits}) > 1:
+            out.write(f"◆ story {sid}: {len(hits)} hits from {len(feeds)} feeds, one alert\n")
+        for item, match in hits:
+            mark = " [shadow]" if _shadow(stories.config, match.watchlist, match.rule) else ""
             out.write(
                 f"● {match.watchlist} / {match.rule}{mark}: {item.title}\n"
                 f"  {item.link}  ({item.feed})\n"
@@ -144,4 +163,3 @@ def write_hits(
             alert = Alert(match.watchlist, match.watchlist, (match.rule,), item, match.highlights)
             for field, text in snippets(alert, "text"):
                 out.write(f"    {field}: {text}\n")
-    return count

@@ -1,0 +1,1 @@
+"""The ``newsalert`` subcommands beyond the pipeline's own (``worker.cli`` holds those)."""
