@@ -67,7 +67,7 @@ def alert(n: int, title: str | None = None) -> Alert:
     return Alert(
         watchlist=WATCHLIST,
         watchlist_name="North Korean troops in Kursk",
-        rule="nk-in-kursk",
+        rules=("nk-in-kursk",),
         item=item,
         highlights=highlights,
     )

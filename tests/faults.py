@@ -233,6 +233,10 @@ def feeds_config(urls: dict[str, str], interval: str = "1s", backfill: int = 0) 
         "allow_private_networks: true",
         # Items link to n.example.com: full text would try to fetch beyond loopback.
         f"defaults: {{interval: {interval}, backfill: {backfill}, fulltext: never}}",
+        # The fault tests count one alert per item, and their items ("Troops near Kursk,
+        # report <feed> <n>") read as one story: group by link here. Grouping under faults
+        # has its own test (test_faults_stories.py).
+        "stories: {group: link}",
         "feeds:",
     ]
     for fid, url in urls.items():

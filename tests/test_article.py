@@ -466,7 +466,7 @@ def test_an_alert_keeps_only_the_article_text_around_its_highlights() -> None:
     item = Item(
         id="1", feed="world", title=headline, link="https://news.example.com/a", article=text
     )
-    alert = Alert("nk", "NK", "nk-in-kursk", item, (*highlights, title))
+    alert = Alert("nk", "NK", ("nk-in-kursk",), item, (*highlights, title))
     short = excerpt_article(alert)
     assert len(short.item.article) < len(text) / 2
     for h in short.highlights:
@@ -474,7 +474,7 @@ def test_an_alert_keeps_only_the_article_text_around_its_highlights() -> None:
     for fmt in ("text", "markdown", "html"):  # the message is the same, from a fraction of the text
         assert render(short, fmt) == render(alert, fmt)
     assert len(excerpt_article(alert, context=10).item.article) == 12 + 5 + 4 * 10 + len(" … ")
-    bare = Alert("nk", "NK", "r", replace(item, article=""), (title,))
+    bare = Alert("nk", "NK", ("r",), replace(item, article=""), (title,))
     assert excerpt_article(bare) == bare
 
 

@@ -7,6 +7,7 @@ import math
 import pytest
 
 from worker.poll.cadence import TAU, Rate, feed_times, interval_for
+from worker.poll.state import FeedState
 
 HOUR = 3600.0
 T0 = 1_700_000_000.0
@@ -76,9 +77,9 @@ def test_item_times_are_clamped_into_the_observed_window() -> None:
 def test_state_round_trip_and_a_missing_state_starts_fresh() -> None:
     rate = steady(6.0, 2.0)
     state = {k.encode(): str(v).encode() for k, v in rate.to_state().items()}
-    assert Rate.from_state(state, T0) == rate
-    assert Rate.from_state({}, T0 + 5) == Rate.start(T0 + 5)
-    assert Rate.from_state({b"rate_since": b"x"}, T0) == Rate.start(T0)
+    assert Rate.from_state(FeedState.read(state), T0) == rate
+    assert Rate.from_state(FeedState.read({}), T0 + 5) == Rate.start(T0 + 5)
+    assert Rate.from_state(FeedState.read({b"rate_since": b"x"}), T0) == Rate.start(T0)
 
 
 @pytest.mark.parametrize(

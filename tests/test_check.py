@@ -101,6 +101,20 @@ BROKEN = [
     ),
     (
         "destinations",
+        "hook:\n  url: json://127.0.0.1:9/alerts\n  rate: 5/0s\n",
+        "destinations.yaml",
+        3,
+        "bad rate",
+    ),
+    (
+        "watchlist",
+        QUERY_WATCHLIST.format(query="Kursk").replace("id: q", "id: 'troops, Kursk'"),
+        "nk.yaml",
+        3,
+        "bad rule id",
+    ),
+    (
+        "destinations",
         "hook:\n  url: ${SLACK_URL}\n",
         "destinations.yaml",
         2,

@@ -15,6 +15,7 @@ from worker.core import keys
 from worker.deliver import outbox
 from worker.deliver.send import claim_many
 from worker.errors import ConfigError
+from worker.model import Delivery
 from worker.service.jobs import deliver
 from worker.service.queue import enqueue_delivery, enqueue_flush
 
@@ -136,13 +137,15 @@ def test_alert_sent_alone_never_reappears_in_a_digest_and_vice_versa(
     )
     clock = Clock(utc(2026, 1, 15, 12, 0))
     ps = [payload(n, "hook") for n in range(6)]
-    outbox.add(redis_client, "hook", ps[0], clock.now)
+    outbox.add(redis_client, "hook", Delivery.from_dict(ps[0]), clock.now)
     assert (
         outbox.flush(redis_client, app.config(), "hook", clock, enqueue_flush=enqueue_flush) == 1
     )  # alone: no digest yet
-    outbox.add(redis_client, "hook", ps[0], clock.now)  # the same alert, queued again
+    outbox.add(
+        redis_client, "hook", Delivery.from_dict(ps[0]), clock.now
+    )  # the same alert, queued again
     for p in ps[1:]:
-        outbox.add(redis_client, "hook", p, clock.now)
+        outbox.add(redis_client, "hook", Delivery.from_dict(p), clock.now)
     assert (
         outbox.flush(redis_client, app.config(), "hook", clock, enqueue_flush=enqueue_flush) == 0
     )  # no token left
@@ -162,7 +165,7 @@ def test_alert_sent_alone_never_reappears_in_a_digest_and_vice_versa(
 def test_alert_claimed_by_a_dead_flusher_comes_back(tmp_path, receiver, redis_client, redis_url):
     app = make_app(tmp_path, redis_url, hook(receiver, "  rate: 5/s\n"), notify="[hook]")
     p = payload(1, "hook")
-    outbox.add(redis_client, "hook", p, 0.0)
+    outbox.add(redis_client, "hook", Delivery.from_dict(p), 0.0)
     claim_many(redis_client, [p["delivery"]])  # a flusher claimed it, then died before sending
     assert 0 < redis_client.ttl(keys.ledger(p["delivery"])) <= keys.CLAIM_TTL
     assert outbox.flush(redis_client, app.config(), "hook", enqueue_flush=enqueue_flush) == 0
@@ -188,7 +191,9 @@ def test_quiet_hours_hold_alerts_and_release_one_digest_at_the_end(
     clock = Clock(kyiv(2026, 1, 15, 21, 30))
 
     def arrive(n: int, urgent: bool = False) -> None:
-        outbox.add(redis_client, "hook", payload(n, "hook", urgent=urgent), clock.now)
+        outbox.add(
+            redis_client, "hook", Delivery.from_dict(payload(n, "hook", urgent=urgent)), clock.now
+        )
         outbox.flush(redis_client, config, "hook", clock, enqueue_flush=enqueue_flush)
 
     arrive(0)
@@ -222,7 +227,7 @@ def test_hourly_digest_goes_out_at_the_top_of_the_hour(tmp_path, receiver, redis
     clock = Clock(utc(2026, 1, 15, 10, 5))
     for n, minute in [(1, 5), (2, 40)]:
         clock.now = utc(2026, 1, 15, 10, minute)
-        outbox.add(redis_client, "hook", payload(n, "hook"), clock.now)
+        outbox.add(redis_client, "hook", Delivery.from_dict(payload(n, "hook")), clock.now)
         outbox.flush(redis_client, app.config(), "hook", clock, enqueue_flush=enqueue_flush)
     clock.now = utc(2026, 1, 15, 10, 59, 59)
     assert outbox.flush_due(redis_client, app.config(), clock, enqueue_flush=enqueue_flush) == 0
@@ -244,7 +249,7 @@ def test_digest_that_fails_for_good_makes_dead_letters_and_one_notice(
     app = make_app(tmp_path, redis_url, dests, notify="[hook]")
     ps = [payload(n, "hook") for n in range(3)]
     for p in ps:
-        outbox.add(redis_client, "hook", p, 0.0)
+        outbox.add(redis_client, "hook", Delivery.from_dict(p), 0.0)
     receiver.fail_next = [500, 500, 500]  # NEWSALERT_RETRY_INTERVALS=0,0: three attempts
     for _ in range(3):
         assert outbox.flush(redis_client, app.config(), "hook", enqueue_flush=enqueue_flush) == 0
@@ -262,7 +267,7 @@ def test_a_backlog_of_120_goes_out_as_digests_of_at_most_50(
     clock = Clock(kyiv(2026, 1, 15, 23, 0))
     payloads = [payload(n, "hook") for n in range(120)]
     for p in payloads:
-        outbox.add(redis_client, "hook", p, clock.now)
+        outbox.add(redis_client, "hook", Delivery.from_dict(p), clock.now)
         clock.now += 1
     assert outbox.flush(redis_client, config, "hook", clock, enqueue_flush=enqueue_flush) == 0
     clock.now = kyiv(2026, 1, 16, 7, 0)

@@ -73,6 +73,28 @@ def test_json_feed_11() -> None:
     assert two.content == "A post without a title" and two.title == ""
 
 
+JSON_DATES = [
+    ("2024-05-01T12:00:00+02:00", 1714557600.0),
+    ("2024-05-01T12:00:00.5Z", 1714564800.5),  # the fraction is kept
+    ("2024-05-01t12:00:00z", 1714564800.0),  # RFC 3339 allows lower case
+    ("2024-05-01T12:00:00", 1714564800.0),  # no offset: UTC, not local time
+    ("2024-05-01T23:59:60Z", 1714608000.0),  # a leap second
+    ("Wed, 01 May 2024 12:00:00 GMT", 1714564800.0),  # RFC 822, sent by mistake
+    ("2024-13-01T00:00:00Z", None),
+    ("yesterday", None),
+]
+
+
+@pytest.mark.parametrize(("date", "expected"), JSON_DATES, ids=[d for d, _ in JSON_DATES])
+def test_json_feed_dates(date: str, expected: float | None) -> None:
+    body = (
+        '{"version": "https://jsonfeed.org/version/1.1", "items": '
+        f'[{{"id": "a", "content_text": "x", "date_published": "{date}"}}]}}'
+    ).encode()
+    (item,) = parse_feed(body, feed_id="j").items
+    assert item.published == expected
+
+
 def test_json_feed_10_detected_by_version() -> None:
     body = b'{"version": "https://jsonfeed.org/version/1", "title": "t", "items": [{"id": "a", "content_text": "x"}]}'
     feed = parse_feed(body, feed_id="j", headers={"Content-Type": "application/feed+json"})

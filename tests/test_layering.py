@@ -10,6 +10,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 WORKER = Path(__file__).resolve().parents[1] / "worker"
 LAYERS = ["model", "errors", "core", "rules", "config", "poll", "stories", "deliver", "service"]
 RANK = {name: i for i, name in enumerate(LAYERS)} | {
@@ -91,3 +93,17 @@ def test_a_layering_breach_is_seen(tmp_path: Path) -> None:
         "worker/core/bad.py:1: core imports worker.service.app (service is higher)",
         "worker/core/bad.py:2: core imports worker.deliver (deliver is higher)",
     ]
+
+
+@pytest.mark.parametrize("path", _sources(), ids=lambda p: str(p.relative_to(WORKER.parent)))
+def test_modules_and_functions_stay_small(path: Path) -> None:
+    text = path.read_text()
+    assert len(text.splitlines()) <= MAX_MODULE_LINES, f"{path.name} is over {MAX_MODULE_LINES}"
+    long = [
+        f"{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for node in ast.walk(ast.parse(text))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno is not None
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+    ]
+    assert long == []

@@ -52,7 +52,7 @@ def make_alert(**item_changes: object) -> Alert:
         highlights.append(hl("summary", "Kursk", item.summary))
     return Alert(
         watchlist="north-korea-kursk", watchlist_name="North Korean troops in Kursk",
-        rule="nk-in-kursk", item=item, highlights=tuple(highlights), also_in=("feedA", "feedB"),
+        rules=("nk-in-kursk",), item=item, highlights=tuple(highlights), also_in=("feedA", "feedB"),
     )  # fmt: skip
 
 

@@ -326,6 +326,31 @@ def test_health_is_recorded(server, redis_client):
     json.dumps(rows)
 
 
+def test_error_backoff_doubles_up_to_six_hours_and_stops_there(server, redis_client):
+    """A feed that keeps failing waits 1, 2, 4… intervals (±10%), never more than 6 h."""
+    server.answers["/down.xml"] = Answer(b"oops", status=500)
+    feed = local_feed("down", server.url("/down.xml"), interval=600.0)
+    waits = []
+    for _ in range(12):  # 600 s · 2**6 passes 6 h at the 7th failure
+        poll(redis_client, feed)
+        waits.append(float(state(redis_client, "down")["poll_interval"]))
+    assert 540 <= waits[0] <= 660 and 1080 <= waits[1] <= 1320
+    assert all(w <= 6 * 3600 for w in waits), waits
+    assert waits[6:] == [6 * 3600.0] * 6, waits
+
+
+def test_a_poll_keeps_feed_state_fields_it_does_not_know(server, redis_client):
+    """Another version's fields (adaptive intervals, WebSub…) survive this version's polls."""
+    server.answers["/f.xml"] = Answer(rss(items("a", 2)))
+    redis_client.hset(keys.feed_state("f"), "websub_hub", "https://hub.example.com/")
+    poll(redis_client, local_feed("f", server.url("/f.xml")))
+    server.answers["/f.xml"] = Answer(b"oops", status=500)
+    poll(redis_client, local_feed("f", server.url("/f.xml")))
+    st = state(redis_client, "f")
+    assert st["websub_hub"] == "https://hub.example.com/"
+    assert st["primed"] == "1" and st["last_reason"] == "http" and st["failures"] == "1"
+
+
 def test_private_addresses_are_refused_by_default(server, redis_client, tmp_path):
     """feeds.yaml without ``allow_private_networks``: the refusal reaches the poller's fetcher."""
     server.answers["/f.xml"] = Answer(rss(items("a", 3)))

@@ -11,6 +11,7 @@ from test_deliver_cli import newsalert
 
 from worker.core import metrics
 from worker.deliver import send as deliver_mod
+from worker.model import Delivery
 
 
 @pytest.fixture(autouse=True)
@@ -33,9 +34,9 @@ def test_replay_filters_by_destination_and_age_and_sends_each_once(
     config = app.config()
     recent, old, other = payload(1, "hook"), payload(2, "hook"), payload(3, "other")
     now = time.time()
-    deliver_mod.dead_letter(redis_client, config, recent, "boom", now - 60)
-    deliver_mod.dead_letter(redis_client, config, old, "boom", now - 3 * 3600)
-    deliver_mod.dead_letter(redis_client, config, other, "boom", now - 60)
+    deliver_mod.dead_letter(redis_client, config, Delivery.from_dict(recent), "boom", now - 60)
+    deliver_mod.dead_letter(redis_client, config, Delivery.from_dict(old), "boom", now - 3 * 3600)
+    deliver_mod.dead_letter(redis_client, config, Delivery.from_dict(other), "boom", now - 60)
 
     result = newsalert(
         app.config_dir, redis_url, "replay", "--destination", "hook", "--since", "1h"
@@ -58,7 +59,7 @@ def test_replay_filters_by_destination_and_age_and_sends_each_once(
     # A letter for an alert that was in fact delivered (dead-lettered by a worker whose
     # send succeeded, or replayed twice) does not go out again.
     for p in (recent, other):
-        deliver_mod.dead_letter(redis_client, config, p, "boom")
+        deliver_mod.dead_letter(redis_client, config, Delivery.from_dict(p), "boom")
     assert newsalert(app.config_dir, redis_url, "replay").returncode == 0
     assert run_jobs(app) == 0
     assert len(receiver.received) == 3

@@ -236,10 +236,32 @@ def test_digest_lists_a_story_once_with_its_outlet_count():
     story = Item(id="i1", feed="ap", title="Winter storm knocks out power in Texas", story="s1")
     other = Item(id="i9", feed="ap", title="Kenyan teachers call national strike", story="s9")
     alerts = [
-        Alert("w1", "Weather", "storm", story, also_in=("cbs", "abc")),
-        Alert("w2", "Texas", "texas", story, also_in=("cbs", "abc")),
-        Alert("w1", "Weather", "strike", other),
+        Alert("w1", "Weather", ("storm",), story, also_in=("cbs", "abc")),
+        Alert("w2", "Texas", ("texas",), story, also_in=("cbs", "abc")),
+        Alert("w1", "Weather", ("strike",), other),
     ]
     _, body = render_digest(alerts, "text", "3 alerts at once")
     assert body.count("Winter storm") == 1 and "«Weather» / storm · «Texas» / texas" in body
     assert "3 outlets, also in: cbs, abc" in body and body.count("Kenyan teachers") == 1
+
+
+def test_backtest_counts_a_copy_folded_into_an_alerted_story_as_same(tmp_path, redis_client):
+    """The alert went out for the first copy; the second copy, folded, is the same story."""
+    from worker.service.backtest import Backtest
+    from worker.service.backtest_match import Hit
+
+    lead = (
+        "A powerful winter storm swept across Texas on Thursday, knocking out power to more "
+        "than 300,000 homes and businesses and forcing schools to close."
+    )
+    first = item(1, "Winter storm knocks out power to 300,000 in Texas", "ap", lead)
+    copy = item(2, "Hundreds of thousands in the dark", "cbs", lead)
+    story = assign(redis_client, [first, copy], 3600)["i1"].story
+    bt = Backtest(redis_client, load_config(_config(tmp_path, "")))
+    bt.then = {("w", "r", story): {"item": first.to_dict()}}
+    bt.stories = {first.id: story}
+    lines = list(bt.current(iter([[Hit("w", "r", first), Hit("w", "r", copy)]])))
+    assert [(ln.item.id, ln.story, ln.change) for ln in lines] == [
+        ("i1", story, "same"),
+        ("i2", story, "same"),
+    ]

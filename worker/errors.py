@@ -14,6 +14,8 @@ The CLI turns each into one line and an exit code; anything else is a bug.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 
 class NewsAlertError(Exception):
     """Raised for every failure that a user, not a bug, caused."""
@@ -40,10 +42,44 @@ class QueryError(NewsAlertError):
         super().__init__(f"column {column}: {message}")
 
 
+class FailureReason(StrEnum):
+    """Why a fetch failed: a ``FeedError``'s ``reason``, a feed's ``last_reason``, a counter label."""
+
+    ERROR = "error"  # none of the below
+    URL = "url"  # not a usable URL
+    SCHEME = "scheme"  # not http(s)
+    PRIVATE_ADDRESS = "private_address"  # refused: loopback, private or link-local address
+    DNS = "dns"
+    CONNECT = "connect"
+    TIMEOUT = "timeout"
+    REDIRECTS = "redirects"  # too many, or a loop
+    HTTP = "http"  # an HTTP error status
+    GONE = "gone"  # HTTP 410: the feed is disabled
+    TOO_LARGE = "too_large"
+    DECODE = "decode"  # a broken or unsupported Content-Encoding
+    PARSE = "parse"  # not a feed, or nothing in it parsed
+    PICK = "pick"  # ``add-feed --pick N``: the page has no N-th feed
+    SOME = "some"  # ``try``: some of the config's feeds failed
+
+    @classmethod
+    def read(cls, value: str) -> FailureReason:
+        """Return the reason named ``value``; ``ERROR`` for a name this version does not know."""
+        try:
+            return cls(value)
+        except ValueError:
+            return cls.ERROR
+
+
 class FeedError(NewsAlertError):
     """Raised when a feed cannot be fetched or yields nothing parseable."""
 
-    def __init__(self, message: str, *, reason: str = "error", status: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: FailureReason = FailureReason.ERROR,
+        status: int | None = None,
+    ) -> None:
         self.reason = reason
         self.status = status
         super().__init__(message)

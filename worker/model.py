@@ -1,4 +1,4 @@
-"""The values that flow through newsalert: Item → Match → Alert. No I/O here.
+"""The values that flow through newsalert: Item → Match → Alert → Delivery. No I/O here.
 
 Every value converts to and from a JSON-able dict, because that is what
 travels through Redis and RQ.
@@ -7,7 +7,7 @@ travels through Redis and RQ.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -124,22 +124,33 @@ def hit_lines(
         )
 
 
+def alert_rules(data: Mapping[str, Any]) -> tuple[str, ...]:
+    """Return the rule ids of an alert's dict: ``rules``, or the older ``rule`` joined by ", "."""
+    if "rules" in data:
+        return tuple(str(r) for r in data["rules"])
+    return tuple(r for r in str(data.get("rule", "")).split(", ") if r)
+
+
 @dataclass(frozen=True, slots=True)
 class Alert:
-    """A match on its way to one destination."""
+    """The rules of one watchlist that fired on an item, on their way to a destination."""
 
     watchlist: str
     watchlist_name: str
-    rule: str
+    rules: tuple[str, ...]
     item: Item
     highlights: tuple[Highlight, ...] = ()
     also_in: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if isinstance(self.rules, str):  # the old comma-joined form: each letter would count
+            raise TypeError("Alert.rules is a tuple of rule ids, not a string")
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "watchlist": self.watchlist,
             "watchlist_name": self.watchlist_name,
-            "rule": self.rule,
+            "rules": list(self.rules),
             "item": self.item.to_dict(),
             "highlights": [h.to_dict() for h in self.highlights],
             "also_in": list(self.also_in),
@@ -147,11 +158,48 @@ class Alert:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Alert:
+        """Read ``to_dict``'s form, or the older one with ``rule``: the ids joined by ", "."""
         return cls(
             watchlist=data["watchlist"],
             watchlist_name=data.get("watchlist_name", data["watchlist"]),
-            rule=data["rule"],
+            rules=alert_rules(data),
             item=Item.from_dict(data["item"]),
             highlights=tuple(Highlight.from_dict(h) for h in data.get("highlights", ())),
             also_in=tuple(data.get("also_in", ())),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One alert for one destination: a delivery job's payload, an outbox entry, a dead letter.
+
+    ``id`` is deterministic (``worker.core.keys.delivery_id``) and names the delivery
+    in the exactly-once ledger. The dict form keeps the key ``delivery`` for the id, as
+    payloads queued in Redis by earlier versions have it; dead letters add ``reason``
+    and ``failed_at`` to it, which ``from_dict`` ignores.
+    """
+
+    id: str
+    destination: str
+    alert: Alert
+    urgent: bool = False
+    story: str = ""  # ``worker.stories.storyid.story_id`` of the item ("": older payloads)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "delivery": self.id,
+            "destination": self.destination,
+            "story": self.story,
+            "alert": self.alert.to_dict(),
+            "urgent": self.urgent,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Delivery:
+        return cls(
+            id=data["delivery"],
+            destination=data["destination"],
+            alert=Alert.from_dict(data["alert"]),
+            urgent=bool(data.get("urgent")),
+            story=str(data.get("story") or ""),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from worker.config.schedule import parse_digest, parse_quiet_hours
@@ -17,16 +18,12 @@ from worker.config.settings import (
 )
 from worker.config.templates import check_template
 from worker.config.yamlfile import Map
+from worker.core.redact import url_secrets
 
 
-def _checked(check: Any) -> Any:
-    """Return a converter that keeps a string setting after ``check`` accepted it."""
-
-    def convert(value: Any) -> str:
-        check(str(value))
-        return str(value)
-
-    return convert
+def _text(parse: Callable[[str], Any]) -> Callable[[Any], Any]:
+    """Return a converter that passes a YAML value to ``parse`` as text."""
+    return lambda value: parse(str(value))
 
 
 def load_destinations(ld: Checker) -> dict[str, Destination]:
@@ -64,14 +61,15 @@ def load_destinations(ld: Checker) -> dict[str, Destination]:
         out[str(name)] = Destination(
             name=str(name),
             url=url,
-            secrets=tuple(secrets),
+            # What ${ENV} put in, and what in the URL itself may be a credential.
+            secrets=tuple(dict.fromkeys([*secrets, *url_secrets(url)])),
             rate=ld.convert(path, node, "rate", parse_rate, None),
             digest_after=ld.convert(path, node, "digest_after", positive_int, None),
-            quiet_hours=ld.convert(path, node, "quiet_hours", _checked(parse_quiet_hours), None),
-            digest=ld.convert(path, node, "digest", _checked(parse_digest), None),
+            quiet_hours=ld.convert(path, node, "quiet_hours", _text(parse_quiet_hours), None),
+            digest=ld.convert(path, node, "digest", _text(parse_digest), None),
             format=ld.convert(path, node, "format", choice(MESSAGE_FORMATS), None),
             tag=ld.convert(path, node, "tag", str, None),
-            template=ld.convert(path, node, "template", _checked(check_template), None),
+            template=ld.convert(path, node, "template", _text(check_template), None),
             on_failure=ld.convert(path, node, "on_failure", str, None),
         )
     for name, node in doc.items():

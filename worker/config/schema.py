@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from worker.config.settings import SendRate
 from worker.config.yamlfile import Map, Seq, YamlSyntaxError, load
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -43,13 +44,13 @@ def parse_duration(text: Any) -> float:
     return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
 
 
-def parse_rate(text: Any) -> tuple[int, float]:
+def parse_rate(text: Any) -> SendRate:
     """Return (count, seconds) for ``1/s``, ``20/m``, ``100/h`` or ``5/10s``."""
     m = _RATE.match(str(text))
-    if not m or int(m.group(1)) < 1:
+    per = int(m.group(2) or 1) * {"s": 1, "m": 60, "h": 3600}[m.group(3)] if m else 0
+    if not m or int(m.group(1)) < 1 or per < 1:  # a zero period would divide by zero
         raise ValueError(f"bad rate {text!r}: use e.g. 1/s, 20/m, 100/h")
-    per = int(m.group(2) or 1) * {"s": 1, "m": 60, "h": 3600}[m.group(3)]
-    return int(m.group(1)), float(per)
+    return SendRate(int(m.group(1)), float(per))
 
 
 def parse_size(text: Any) -> int:

@@ -5,10 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
+from worker.config.schedule import DigestSchedule, QuietHours
 from worker.rules import RuleSpec
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+#: A rule id: alerts, logs and ``try --json`` name rules by it, so no separators or spaces.
+RULE_ID = re.compile(r"[A-Za-z0-9_.-]+")
 FULLTEXT_MODES = ("auto", "always", "never")
 MESSAGE_FORMATS = ("markdown", "html", "text")
 STORY_GROUPS = ("similar", "link", "off")
@@ -20,6 +24,13 @@ class StorySettings:
 
     group: str = "similar"  # similar | link (same canonical link only) | off (every item alerts)
     window: float = 48 * 3600.0  # seconds a story stays open to new copies
+
+
+class SendRate(NamedTuple):
+    """A destination's ``rate``: at most ``messages`` per ``per`` seconds (both > 0)."""
+
+    messages: int
+    per: float
 
 
 @dataclass(frozen=True)
@@ -44,10 +55,10 @@ class Destination:
 
     name: str
     url: str = field(repr=False)
-    rate: tuple[int, float] | None = None  # (count, per seconds)
+    rate: SendRate | None = None
     digest_after: int | None = None
-    quiet_hours: str | None = None
-    digest: str | None = None
+    quiet_hours: QuietHours | None = None
+    digest: DigestSchedule | None = None
     format: str | None = None
     tag: str | None = None
     template: str | None = None
@@ -124,5 +135,5 @@ class Config:
         return [rule for w in self.watchlists for rule in w.rules]
 
     def secrets(self) -> list[str]:
-        """Return every value interpolated from the environment, for redaction."""
+        """Return every secret of every destination (``${ENV}`` values, URL credentials)."""
         return [s for d in self.destinations.values() for s in d.secrets]

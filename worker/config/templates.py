@@ -13,8 +13,8 @@ TEMPLATE_FIELDS: tuple[str, ...] = (
 )  # fmt: skip
 
 
-def check_template(template: str) -> None:
-    """Raise ``ValueError`` unless ``template`` is a usable message template."""
+def check_template(template: str) -> str:
+    """Return ``template`` if it is a usable message template; raise ``ValueError`` if not."""
     if not template.strip():
         raise ValueError("template is empty")
     try:
@@ -36,3 +36,4 @@ def check_template(template: str) -> None:
         template.format(**dict.fromkeys(TEMPLATE_FIELDS, ""))
     except ValueError as exc:
         raise ValueError(f"template error: {exc}") from None
+    return template

@@ -12,6 +12,7 @@ from worker.config.schema import (
     boolean,
 )
 from worker.config.settings import (
+    RULE_ID,
     Destination,
     StorySettings,
     Watchlist,
@@ -70,6 +71,12 @@ def _load_rule(
                 ld.value_pos(node, "in"),
                 f"unknown field {f!r} in 'in' (fields: {', '.join(TEXT_FIELDS)})",
             )
+    if node.get("id") is not None and not RULE_ID.fullmatch(str(node["id"])):
+        ld.error(
+            path,
+            ld.value_pos(node, "id"),
+            f"bad rule id {str(node['id'])!r}: use only letters, digits, '_', '.' and '-'",
+        )
     spec = RuleSpec(
         watchlist=wid,
         id=str(node.get("id") or f"rule-{index + 1}"),
@@ -103,6 +110,43 @@ def _load_rule(
             ld.error(path, ld.pos(node), f"rule {spec.id!r}: {exc.message}")
         return None
     return spec
+
+
+def _rules(
+    ld: Checker,
+    path: Path,
+    wid: str,
+    doc: Map,
+    aliases: tuple[tuple[str, tuple[str, ...]], ...],
+    languages: tuple[str, ...],
+) -> tuple[RuleSpec, ...]:
+    """Return a watchlist's rules, reporting a missing list and duplicate ids."""
+    rules_node = doc.get("rules")
+    rules: list[RuleSpec] = []
+    if not isinstance(rules_node, Seq) or not rules_node:
+        ld.error(path, ld.value_pos(doc, "rules"), "'rules' must be a non-empty list")
+        return ()
+    for i, node in enumerate(rules_node):
+        spec = _load_rule(ld, path, wid, node, i, aliases, languages)
+        if spec and any(r.id == spec.id for r in rules):
+            ld.error(path, ld.pos(node), f"duplicate rule id {spec.id!r}")
+        elif spec:
+            rules.append(spec)
+    return tuple(rules)
+
+
+def _examples(ld: Checker, path: Path, doc: Map, key: str) -> tuple[tuple[str, int], ...]:
+    """Return the ``examples:`` texts under ``key`` with their line numbers."""
+    examples = doc.get("examples") or Map()
+    if key == "should_match":  # check the mapping once
+        ld.mapping(path, examples, "examples", {"should_match", "should_not_match"})
+    if not isinstance(examples, Map):
+        return ()
+    texts = ld.strings(path, examples, key)
+    seq = examples.get(key)
+    return tuple(
+        (t, ld.value_pos(seq, i)[0] + 1 if isinstance(seq, Seq) else 0) for i, t in enumerate(texts)
+    )
 
 
 def load_watchlist(
@@ -139,41 +183,18 @@ def load_watchlist(
     aliases = {**shared_aliases, **load_aliases(ld, path, doc.get("aliases"))}
     alias_spec = tuple(sorted(aliases.items()))
     languages = load_languages(ld, path, doc, languages)
-    rules_node = doc.get("rules")
-    rules: list[RuleSpec] = []
-    if not isinstance(rules_node, Seq) or not rules_node:
-        ld.error(path, ld.value_pos(doc, "rules"), "'rules' must be a non-empty list")
-    else:
-        for i, node in enumerate(rules_node):
-            spec = _load_rule(ld, path, wid, node, i, alias_spec, languages)
-            if spec and any(r.id == spec.id for r in rules):
-                ld.error(path, ld.pos(node), f"duplicate rule id {spec.id!r}")
-            elif spec:
-                rules.append(spec)
-    examples = doc.get("examples") or Map()
-    ld.mapping(path, examples, "examples", {"should_match", "should_not_match"})
-
-    def lined(key: str) -> tuple[tuple[str, int], ...]:
-        if not isinstance(examples, Map):
-            return ()
-        texts = ld.strings(path, examples, key)
-        seq = examples.get(key)
-        return tuple(
-            (t, ld.value_pos(seq, i)[0] + 1 if isinstance(seq, Seq) else 0)
-            for i, t in enumerate(texts)
-        )
-
+    rules = _rules(ld, path, wid, doc, alias_spec, languages)
     return Watchlist(
         id=wid,
         name=str(doc.get("name") or wid),
         path=ld.rel(path),
         notify=notify,
-        rules=tuple(rules),
+        rules=rules,
         feed_ids=ids,
         feed_tags=ld.strings(path, scope, "tags") if isinstance(scope, Map) else (),
         urgent=ld.convert(path, doc, "urgent", boolean, False),
         **safety_settings(ld, path, doc),
         stories=load_stories(ld, path, doc, stories or StorySettings()),
-        should_match=lined("should_match"),
-        should_not_match=lined("should_not_match"),
+        should_match=_examples(ld, path, doc, "should_match"),
+        should_not_match=_examples(ld, path, doc, "should_not_match"),
     )

@@ -33,7 +33,7 @@ from typing import Any
 import redis
 
 from worker.core import keys
-from worker.model import Item
+from worker.model import Item, alert_rules
 
 log = logging.getLogger("newsalert.archive")
 
@@ -209,7 +209,7 @@ def record_sent(pipe: Any, payloads: Sequence[dict[str, Any]], keep: float, now:
         item = alert.get("item") or {}
         entry = {
             "watchlist": alert.get("watchlist", ""),
-            "rules": [r for r in str(alert.get("rule", "")).split(", ") if r],
+            "rules": list(alert_rules(alert)),
             "story": p.get("story") or item.get("story") or item.get("id", ""),
             "destination": p.get("destination", ""),
             "item": {k: item.get(k) for k in ("id", "title", "link", "feed", "published")},

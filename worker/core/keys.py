@@ -56,7 +56,7 @@ SCHEDULE = f"{PREFIX}schedule"
 
 
 def lease(feed_id: str) -> str:
-    """The poller currently fetching a feed (SET NX with LEASE_TTL)."""
+    """The poller currently fetching a feed (redis-py Lock, LEASE_TTL)."""
     return f"{PREFIX}lease:{feed_id}"
 
 
@@ -127,7 +127,7 @@ def outbox_attempts(destination: str) -> str:
 
 
 def flush_lock(destination: str) -> str:
-    """The one process flushing a destination's outbox (SET NX with FLUSH_LOCK_TTL)."""
+    """The one process flushing a destination's outbox (redis-py Lock, FLUSH_LOCK_TTL)."""
     return f"{PREFIX}flush:lock:{destination}"
 
 
@@ -174,7 +174,7 @@ def article(canonical: str) -> str:
 
 
 def article_lock(canonical: str) -> str:
-    """The one process fetching an article (SET NX with ARTICLE_LOCK_TTL)."""
+    """The one process fetching an article (redis-py Lock, ARTICLE_LOCK_TTL)."""
     return f"{PREFIX}article:lock:{_h(canonical)}"
 
 

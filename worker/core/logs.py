@@ -17,32 +17,33 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import ClassVar, TypeVar
 
+from worker.core.redact import redact_forms, secret_forms
+
 T = TypeVar("T")
 
 CONTEXT = ("feed", "watchlist", "rule", "destination", "job", "reason", "path")
 
 
 class RedactSecrets(logging.Filter):
-    """Replace each known secret in a record's rendered message with ``****``."""
+    """Replace each known secret in a record's message and traceback (``worker.core.redact``)."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
         self.secrets: list[str] = []
+        self.forms: list[str] = []
         self.update(secrets)
 
     def update(self, secrets: Iterable[str]) -> None:
-        self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        self.secrets = list(dict.fromkeys(secrets))
+        self.forms = secret_forms(self.secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            message = record.getMessage()
-            for secret in self.secrets:
-                message = message.replace(secret, "****")
+        if self.forms:
+            message = redact_forms(record.getMessage(), self.forms)
             record.msg, record.args = message, None
             if record.exc_info and record.exc_info[1] is not None:
-                record.exc_text = logging.Formatter().formatException(record.exc_info)
-                for secret in self.secrets:
-                    record.exc_text = record.exc_text.replace(secret, "****")
+                text = logging.Formatter().formatException(record.exc_info)
+                record.exc_text = redact_forms(text, self.forms)
         return True
 
 

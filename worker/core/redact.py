@@ -1,4 +1,9 @@
-"""Mask secrets in apprise URLs and in text bound for logs, errors and stats.
+"""Mask secrets: the one redaction, for logs, errors, stats and what is written to Redis.
+
+Every consumer masks through ``redact_text`` (or ``redact_data`` for JSON-like
+values) with the same secrets: the values interpolated from ``${ENV}`` into
+destination URLs plus ``url_secrets`` of each URL (credentials written literally
+in the YAML), which ``Destination.secrets`` holds. ``redact_url`` shows a URL.
 
 Apprise URLs carry their credentials anywhere: in the user info
 (``mailtos://user:pass@host``), in the "host" (``slack://TokenA/…``,
@@ -23,10 +28,20 @@ not a secret:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from urllib.parse import quote
+from collections.abc import Iterable, Sequence
+from typing import Any
+from urllib.parse import quote, quote_plus
 
-__all__ = ["ALLOWED_QUERY_KEYS", "MASK", "redact_text", "redact_url"]
+__all__ = [
+    "ALLOWED_QUERY_KEYS",
+    "MASK",
+    "redact_data",
+    "redact_forms",
+    "redact_text",
+    "redact_url",
+    "secret_forms",
+    "url_secrets",
+]
 
 MASK = "****"
 
@@ -100,18 +115,62 @@ def redact_url(url: str) -> str:
     return out
 
 
-def redact_text(text: str, secrets: Iterable[str]) -> str:
-    """Return ``text`` with every secret of 4 or more characters replaced by ``****``.
+def url_secrets(url: str) -> list[str]:
+    """Return the pieces of ``url`` that may be credentials: those ``redact_url`` hides.
 
-    Shorter secrets are ignored: masking every "abc" would garble the text
-    while protecting nothing. Percent-encoded forms are masked too, since
-    secrets usually reach logs inside URLs.
+    Pieces shorter than 6 characters are left out (a port, ``api``): masking them
+    everywhere would garble logs while protecting nothing.
     """
-    variants = set()
+    m = _SCHEME.fullmatch(url.strip())
+    rest = m.group(2) if m else url
+    pieces = re.split(r"[/:@?&=#]+", rest)
+    return [
+        p
+        for p in pieces
+        if len(p) >= 6
+        and not _WORD.fullmatch(p)
+        and not _HOST.fullmatch(p.lower())
+        and p.lower() not in ALLOWED_QUERY_KEYS
+    ]
+
+
+def redact_data(value: Any, secrets: Iterable[str]) -> Any:
+    """Return a JSON-like ``value`` with every string in it passed through ``redact_text``."""
+    secrets = list(secrets)
+    if isinstance(value, str):
+        return redact_text(value, secrets)
+    if isinstance(value, dict):
+        return {k: redact_data(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_data(v, secrets) for v in value]
+    return value
+
+
+def secret_forms(secrets: Iterable[str]) -> list[str]:
+    """Return every form of ``secrets`` that text may carry, longest first, for ``redact_text``.
+
+    Secrets shorter than 4 characters are left out: masking every "abc" would garble the
+    text while protecting nothing. Each secret is also taken percent-encoded (in a path,
+    in a query string with "+" for a space), since secrets usually reach text inside URLs.
+    Longest first, so a secret that contains another is masked whole.
+    """
+    forms = set()
     for secret in secrets:
         if secret and len(secret) >= 4:
-            variants |= {secret, quote(secret, safe=""), quote(secret, safe="/:@")}
-    # Longest first, so a secret that contains another is masked whole.
-    for variant in sorted(variants, key=len, reverse=True):
-        text = text.replace(variant, MASK)
+            forms |= {secret, quote(secret, safe=""), quote(secret, safe="/:@"), quote_plus(secret)}
+    return sorted(forms, key=len, reverse=True)
+
+
+def redact_text(text: str, secrets: Iterable[str]) -> str:
+    """Return ``text`` with every secret, in every form ``secret_forms`` lists, as ``****``."""
+    return redact_forms(text, secret_forms(secrets))
+
+
+def redact_forms(text: str, forms: Sequence[str]) -> str:
+    """Return ``text`` with each of ``forms`` (``secret_forms``' list) as ``****``.
+
+    For a caller that masks many texts with the same secrets, such as the log filter.
+    """
+    for form in forms:
+        text = text.replace(form, MASK)
     return text

@@ -38,6 +38,7 @@ from worker.config import Config
 from worker.config.schema import parse_duration
 from worker.core import keys
 from worker.errors import NewsAlertError
+from worker.model import alert_rules
 
 log = logging.getLogger("newsalert.mute")
 
@@ -198,7 +199,7 @@ def history(client: redis.Redis, count: int = 10) -> list[dict[str, Any]]:
 
 
 def _rules(alert: dict[str, Any]) -> list[str]:
-    return [r for r in str(alert.get("rule", "")).split(", ") if r]
+    return list(alert_rules(alert))
 
 
 def _lookups(watchlist: str, rules: Sequence[str]) -> list[str]:

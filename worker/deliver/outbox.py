@@ -10,7 +10,7 @@ delivery job only ``add``s the alert to the destination's outbox and calls
   Entries stay in the outbox until they are sent (or dead-lettered): nothing
   is popped before sending, so an alert taken by a flusher that dies comes
   back by itself, with no processing list to recover.
-- **Flush** (one process per destination at a time: a ``SET NX`` lock with
+- **Flush** (one process per destination at a time: ``worker.core.locks`` with
   a TTL): work out which entries are eligible now (quiet hours hold
   non-urgent alerts until the window ends; a ``digest`` schedule holds them
   until the next slot after they arrived), take one token from the Redis
@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -53,6 +52,7 @@ import redis
 from worker.config import Config, Destination
 from worker.core import keys
 from worker.core.archive import record_sent
+from worker.core.locks import hold
 from worker.core.metrics import incr, observe_latency
 from worker.core.retry import delivery_retry_intervals
 from worker.deliver.mute import muted_alerts
@@ -72,7 +72,7 @@ from worker.deliver.send import (
     send,
 )
 from worker.errors import DeliveryError
-from worker.model import Alert
+from worker.model import Alert, Delivery
 from worker.stories.storyid import story_id
 
 __all__ = ["add", "flush", "flush_due", "plan", "schedule_flush", "uses_outbox"]
@@ -107,17 +107,13 @@ local names = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 for _, name in ipairs(names) do redis.call('ZREM', KEYS[1], name) end
 return names
 """
-_UNLOCK = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
-def add(client: redis.Redis, destination: str, payload: dict[str, Any], now: float) -> bool:
+def add(client: redis.Redis, destination: str, job: Delivery, now: float) -> bool:
     """Put a delivery in the destination's outbox unless it is already waiting; return whether added."""
     with client.pipeline() as pipe:
-        pipe.zadd(keys.outbox(destination), {payload["delivery"]: now}, nx=True)
-        pipe.hsetnx(keys.outbox_payloads(destination), payload["delivery"], json.dumps(payload))
+        pipe.zadd(keys.outbox(destination), {job.id: now}, nx=True)
+        pipe.hsetnx(keys.outbox_payloads(destination), job.id, json.dumps(job.to_dict()))
         added = pipe.execute()[0]
     return bool(added)
 
@@ -139,7 +135,7 @@ def schedule_flush(
 def _load(client: redis.Redis, destination: str) -> list[Entry]:
     ids: list[tuple[bytes, float]] = client.zrange(
         keys.outbox(destination), 0, LOAD_MAX - 1, withscores=True
-    )  # type: ignore[assignment]
+    )
     if not ids:
         return []
     raw = client.hmget(keys.outbox_payloads(destination), [d for d, _ in ids])
@@ -148,7 +144,9 @@ def _load(client: redis.Redis, destination: str) -> list[Entry]:
         if body is None:  # payload lost (should not happen): nothing to send
             client.zrem(keys.outbox(destination), delivery)
             continue
-        entries.append(Entry(delivery.decode(), float(arrived), json.loads(body)))
+        entries.append(
+            Entry(delivery.decode(), float(arrived), Delivery.from_dict(json.loads(body)))
+        )
     return entries
 
 
@@ -185,8 +183,8 @@ class _Flush:
     def cancel_orphans(self, entries: list[Entry]) -> list[Entry]:
         """Drop waiting alerts whose watchlist was removed (logged) or that are muted now."""
         live = {w.id for w in self.config.watchlists}
-        orphans = [e for e in entries if e.payload["alert"]["watchlist"] not in live]
-        flags = muted_alerts(self.client, [e.payload["alert"] for e in entries])
+        orphans = [e for e in entries if e.payload.alert.watchlist not in live]
+        flags = muted_alerts(self.client, [e.payload.alert.to_dict() for e in entries])
         muted = [e for e, m in zip(entries, flags, strict=False) if m and e not in orphans]
         if orphans or muted:
             with self.client.pipeline() as pipe:
@@ -198,8 +196,8 @@ class _Flush:
         for e in orphans:
             log.info(
                 "watchlist %s was removed: alert cancelled: %s",
-                e.payload["alert"]["watchlist"],
-                e.payload["alert"]["item"]["title"][:80],
+                e.payload.alert.watchlist,
+                e.payload.alert.item.title[:80],
                 extra={"destination": self.dest.name},
             )
         gone = {e.delivery for e in orphans + muted}
@@ -259,7 +257,7 @@ class _Flush:
         if not claimed:
             return True
         fmt = self.dest.format or default_format(self.dest.url)
-        alerts = [with_also_in(self.client, Alert.from_dict(e.payload["alert"])) for e in claimed]
+        alerts = [with_also_in(self.client, e.payload.alert) for e in claimed]
         digest = p.digest_reason is not None and (
             len(claimed) > 1 or p.digest_reason.endswith("digest")
         )
@@ -277,7 +275,7 @@ class _Flush:
         with self.client.pipeline() as pipe:  # MULTI: marked sent and gone from the outbox together
             mark_sent(pipe, ids)
             _forget(pipe, name, ids)
-            record_sent(pipe, [e.payload for e in claimed], self.config.archive, now)
+            record_sent(pipe, [e.payload.to_dict() for e in claimed], self.config.archive, now)
             incr(pipe, "deliveries", name, "sent", by=len(ids))
             if digest:
                 incr(pipe, "digests", name)
@@ -311,7 +309,9 @@ class _Flush:
         left = [n for n in attempts if n <= len(intervals)]
         delay = float(intervals[min(left) - 1]) if left else 0.0
         delay = max(delay, exc.retry_after or 0.0)
-        record_failure(self.client, name, str(exc), now, retry_at=now + delay)
+        record_failure(
+            self.client, name, str(exc), now, retry_at=now + delay, secrets=self.dest.secrets
+        )
         if left:
             log.warning("%s (will retry in %.0fs)", exc, delay, extra={"destination": name})
         self.schedule(now + delay, now)
@@ -336,15 +336,12 @@ def flush(
                 _forget(pipe, destination, [e.delivery])
                 pipe.execute()
         return 0
-    token = secrets.token_hex(8)
-    if not client.set(keys.flush_lock(destination), token, nx=True, ex=keys.FLUSH_LOCK_TTL):
-        now = clock()  # another process is flushing: look again shortly, in case it just finished
-        schedule_flush(client, destination, now + 1.0, now, enqueue_flush, force=True)
-        return 0
-    try:
-        return _Flush(client, config, dest, clock, enqueue_flush).run()
-    finally:
-        client.eval(_UNLOCK, 1, keys.flush_lock(destination), token)
+    with hold(client, keys.flush_lock(destination), keys.FLUSH_LOCK_TTL) as ours:
+        if ours:
+            return _Flush(client, config, dest, clock, enqueue_flush).run()
+    now = clock()  # another process is flushing: look again shortly, in case it just finished
+    schedule_flush(client, destination, now + 1.0, now, enqueue_flush, force=True)
+    return 0
 
 
 def flush_due(

@@ -9,10 +9,10 @@ as one digest of at most ``DIGEST_MAX``; otherwise the oldest goes alone.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from worker.config import Destination
-from worker.config.schedule import QuietHours, parse_digest, parse_quiet_hours, release_time
+from worker.config.schedule import release_time
+from worker.model import Delivery
 
 #: Most alerts listed in one digest message (chat services cap message size).
 DIGEST_MAX = 50
@@ -24,11 +24,11 @@ class Entry:
 
     delivery: str
     arrived: float
-    payload: dict[str, Any]
+    payload: Delivery
 
     @property
     def urgent(self) -> bool:
-        return bool(self.payload.get("urgent"))
+        return self.payload.urgent
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,7 @@ def uses_outbox(dest: Destination) -> bool:
 
 def plan(dest: Destination, entries: list[Entry], now: float) -> Plan:
     """Decide which waiting entries go out now, alone or as one digest."""
-    quiet: QuietHours | None = parse_quiet_hours(dest.quiet_hours) if dest.quiet_hours else None
-    schedule = parse_digest(dest.digest) if dest.digest else None
+    quiet, schedule = dest.quiet_hours, dest.digest
     eligible: list[Entry] = []
     held: list[Entry] = []
     later: list[float] = []

@@ -243,7 +243,7 @@ def _fields(alert: Alert, fmt: str, context: int = CONTEXT) -> dict[str, str]:
         "published": _when(item.published),
         "watchlist": esc(alert.watchlist).strip(),
         "watchlist_name": esc(alert.watchlist_name or alert.watchlist).strip(),
-        "rule": esc(alert.rule).strip(),
+        "rule": esc(", ".join(alert.rules)).strip(),
         "snippets": _snippet_block(snippets(alert, fmt, context), fmt),
         "also_in": ", ".join(esc(f).strip() for f in alert.also_in),
         "terms": ", ".join(esc(t).strip() for t in terms),

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import secrets
 import sys
 import time
@@ -50,6 +49,7 @@ from worker.core import keys
 from worker.core.metrics import incr
 from worker.core.redact import redact_text
 from worker.errors import DeliveryError
+from worker.model import Delivery
 
 log = logging.getLogger("newsalert.deliver")
 
@@ -94,7 +94,8 @@ class InFlight(DeliveryError):
 FAILING_AFTER = 3
 
 
-@apprise_notify(on="console", name="newsalert terminal")
+# apprise's decorator is unannotated.
+@apprise_notify(on="console", name="newsalert terminal")  # type: ignore[untyped-decorator,no-untyped-call]
 def _console(
     body: str, title: str = "", notify_type: str = "info", *args: Any, **kwargs: Any
 ) -> bool:
@@ -144,17 +145,9 @@ def send(destination: Destination, title: str, body: str, fmt: str) -> None:
     reasons = [e.message for e in result.logs() if e.level in ("WARNING", "ERROR", "CRITICAL")]
     reason = "; ".join(dict.fromkeys(reasons)) or f"apprise status {result.status.name}"
     # apprise does not expose the response, so an endpoint's Retry-After is not seen here.
-    raise DeliveryError(f"destination {destination.name}: {mask(destination, reason)}")
-
-
-def mask(destination: Destination, text: str) -> str:
-    """Return ``text`` with the destination's secrets, and URL parts that may be tokens, masked."""
-    host = destination.url.split("://", 1)[-1].split("/", 1)[0].rpartition("@")[2].split(":")[0]
-    # Secrets written literally in the YAML are not in ``secrets``: treat every long
-    # path, user-info or query piece of the URL as one.
-    pieces = re.split(r"[/:@?&=#]+", destination.url.split("://", 1)[-1])
-    tokens = [p for p in pieces if len(p) >= 6 and p != host]
-    return redact_text(text, [*destination.secrets, *tokens])
+    raise DeliveryError(
+        f"destination {destination.name}: {redact_text(reason, destination.secrets)}"
+    )
 
 
 def deliver_once(
@@ -181,7 +174,7 @@ def deliver_once(
 
 def was_sent(client: redis.Redis, delivery: str) -> bool:
     """Return whether the ledger records the delivery as sent."""
-    return client.get(keys.ledger(delivery)) == b"sent"
+    return bool(client.get(keys.ledger(delivery)) == b"sent")
 
 
 def claim_many(client: redis.Redis, deliveries: Sequence[str]) -> tuple[str, dict[str, str]]:
@@ -230,10 +223,12 @@ def record_failure(
     reason: str,
     now: float | None = None,
     retry_at: float | None = None,
+    secrets: Sequence[str] = (),
 ) -> int:
-    """Note a failed send (``reason`` already masked); return the consecutive failures."""
+    """Note a failed send, ``secrets`` masked in what is kept; return the consecutive failures."""
     key = keys.destination_health(name)
     now = now or time.time()
+    reason = redact_text(reason, secrets)
     with client.pipeline() as pipe:
         incr(pipe, "deliveries", name, "failed")
         pipe.hincrby(key, "failures", 1)
@@ -275,55 +270,56 @@ def health(client: redis.Redis, name: str) -> dict[str, Any]:
 def dead_letter(
     client: redis.Redis,
     config: Config,
-    payload: dict[str, Any],
+    job: Delivery,
     reason: str,
     now: float | None = None,
     notify: bool = True,
 ) -> None:
     """Keep a delivery that failed for good, with its reason, and tell ``on_failure``."""
     failed_at = now or time.time()
-    letter = {**payload, "reason": reason, "failed_at": failed_at}
+    reason = redact_text(reason, config.secrets())
+    letter = {**job.to_dict(), "reason": reason, "failed_at": failed_at}
     with client.pipeline() as pipe:
         pipe.lpush(keys.DEAD_LETTERS, json.dumps(letter))
         pipe.ltrim(keys.DEAD_LETTERS, 0, keys.DEAD_LETTERS_MAX - 1)
-        incr(pipe, "deliveries", payload["destination"], "dead")
+        incr(pipe, "deliveries", job.destination, "dead")
         pipe.execute()
     log.error(
         "%s: gave up, alert kept as a dead letter",
         reason,
-        extra={"destination": payload["destination"]},
+        extra={"destination": job.destination},
     )
     if notify:
-        notify_failure(client, config, payload, reason, failed_at)
+        notify_failure(client, config, job, reason, failed_at)
 
 
 def notify_failure(
     client: redis.Redis,
     config: Config,
-    payload: dict[str, Any],
+    job: Delivery,
     reason: str,
     failed_at: float,
     count: int = 1,
 ) -> None:
     """Send a short notice of dead letters to the destination's ``on_failure``, at most once.
 
-    ``payload`` is the (first) dead letter; ``count`` how many failed with it,
+    ``job`` is the (first) dead letter; ``count`` how many failed with it,
     so a digest that failed for good makes one notice, not one per alert.
     """
-    source = config.destinations.get(payload["destination"])
+    source = config.destinations.get(job.destination)
     target = config.destinations.get(source.on_failure) if source and source.on_failure else None
     if source is None or target is None or target.name == source.name:
         return
     # Only our own names go into the notice: feed text could ping or inject markup.
-    watchlist = str((payload.get("alert") or {}).get("watchlist", "?"))
+    watchlist = job.alert.watchlist
     title = f"newsalert: delivery to {source.name} failed"
     what = f"1 alert of watchlist {watchlist}" if count == 1 else f"{count} alerts"
     body = (
         f"{what} could not be delivered to {source.name}; kept in the dead-letter list "
-        f"(first delivery id {payload['delivery']}).\nReason: {reason}\n"
+        f"(first delivery id {job.id}).\nReason: {reason}\n"
         f"Re-send with: newsalert replay --destination {source.name}"
     )
-    notice = keys.notice_id(payload["delivery"], failed_at)
+    notice = keys.notice_id(job.id, failed_at)
     try:
         deliver_once(client, notice, target, title, body, "text")
     except DeliveryError as exc:

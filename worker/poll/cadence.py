@@ -39,9 +39,11 @@ from __future__ import annotations
 import email.utils
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+from worker.poll.state import FeedState
 
 __all__ = ["TAU", "Rate", "feed_times", "interval_for"]
 
@@ -78,14 +80,11 @@ class Rate:
         return cls(since, sum(math.exp(-(now - t) / TAU) for t in dated), now)
 
     @classmethod
-    def from_state(cls, state: Mapping[bytes, bytes], now: float) -> Rate:
-        """Read the estimate from a feed's state hash (``start(now)`` when it has none)."""
-        try:
-            return cls(
-                float(state[b"rate_since"]), float(state[b"rate_weight"]), float(state[b"rate_at"])
-            )
-        except (KeyError, ValueError):
+    def from_state(cls, state: FeedState, now: float) -> Rate:
+        """Read the estimate from a feed's state (``start(now)`` when it has none)."""
+        if state.rate_since is None or state.rate_weight is None or state.rate_at is None:
             return cls.start(now)
+        return cls(state.rate_since, state.rate_weight, state.rate_at)
 
     def to_state(self) -> dict[str, float]:
         """Return the fields to store in the feed's state hash."""

@@ -30,7 +30,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urljoin
 
-from worker.errors import FeedError
+from worker.errors import FailureReason, FeedError
 from worker.poll.feedsfile import AppendResult, NewFeed, append_feeds, fetch_policy
 from worker.poll.fetch import Fetcher, FetchLimits, FetchResult
 from worker.poll.identity import canonical_url, http_link
@@ -107,7 +107,7 @@ async def _discover(url: str, fetcher: Fetcher) -> list[FoundFeed]:
             return [_as_feed(page, url)]
         except FeedError as exc:
             raise FeedError(
-                f"{url}: neither a feed nor an HTML page ({exc})", reason="parse"
+                f"{url}: neither a feed nor an HTML page ({exc})", reason=FailureReason.PARSE
             ) from None
     text = page.body.decode("utf-8", "replace")
     named = feed_links(text, page.url)
@@ -122,19 +122,20 @@ async def _discover(url: str, fetcher: Fetcher) -> list[FoundFeed]:
     if named:
         why = "; ".join(str(r) for r in results)
         raise FeedError(
-            f"{url}: the feeds this page links to could not be read: {why}", reason="parse"
+            f"{url}: the feeds this page links to could not be read: {why}",
+            reason=FailureReason.PARSE,
         )
     paths = ", ".join(FALLBACK_PATHS)
     raise FeedError(
         f"{url}: no feed found (the page links to none, and none of {paths} is one)",
-        reason="parse",
+        reason=FailureReason.PARSE,
     )
 
 
 def discover(url: str, limits: FetchLimits, allow_private: bool) -> list[FoundFeed]:
     """Return the feeds at ``url`` (a feed, or a page linking to feeds); raise ``FeedError``."""
     if not http_link(url, ""):
-        raise FeedError(f"{url}: not an http(s) URL", reason="url")
+        raise FeedError(f"{url}: not an http(s) URL", reason=FailureReason.URL)
 
     async def run() -> list[FoundFeed]:
         async with Fetcher(limits, allow_private) as fetcher:
@@ -178,7 +179,7 @@ def add_feed(config_dir: Path, url: str, feed: NewFeed, pick: int = 1) -> Added:
     fetch, allow_private = fetch_policy(config_dir)
     found = discover(url, FetchLimits(**fetch), allow_private)  # type: ignore[arg-type]
     if not 1 <= pick <= len(found):
-        raise FeedError(f"--pick {pick}: {url} has {len(found)} feed(s)", reason="pick")
+        raise FeedError(f"--pick {pick}: {url} has {len(found)} feed(s)", reason=FailureReason.PICK)
     chosen = found[pick - 1]
     new = NewFeed(chosen.url, chosen.title, feed.id, feed.tags, feed.interval)
     return Added(found, chosen, append_feeds(config_dir, [new]))

@@ -8,7 +8,7 @@ Decisions and limits:
   waiting for a concurrency slot does not count against the deadline.
 - **Size.** ``max_bytes`` bounds the body *after* gzip/deflate/brotli
   decoding, which is done here in bounded steps (aiohttp's own decoding is
-  off) so a compression bomb never inflates in memory. A declared
+  off) so a compression bomb never inflates in memory (``worker.poll.decode``). A declared
   Content-Length above the limit is refused before reading.
 - **Redirects** are followed by hand (at most ``max_redirects``, loops
   refused) so each hop's scheme and address is checked. ``permanent_redirect``
@@ -36,18 +36,17 @@ import email.utils
 import ipaddress
 import socket
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Self
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
-import brotli
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
-from worker.errors import FeedError
+from worker.errors import FailureReason, FeedError
+from worker.poll.decode import CHUNK, BodyDecoder
 
 __all__ = ["FetchHTTPError", "FetchLimits", "FetchResult", "Fetcher", "fetch_once"]
 
@@ -61,7 +60,6 @@ _NOT_PUBLIC = (
     "is_reserved",
     "is_unspecified",
 )
-_CHUNK = 64 * 1024
 _HEADERS = {
     "Accept": "application/rss+xml, application/atom+xml, application/feed+json, "
     "application/xml;q=0.9, text/xml;q=0.9, application/json;q=0.8, */*;q=0.5",
@@ -101,7 +99,7 @@ class FetchHTTPError(FeedError):
     """Raised when the server answers 4xx/5xx; ``retry_after`` is in seconds or None."""
 
     def __init__(
-        self, message: str, *, reason: str, status: int, retry_after: float | None
+        self, message: str, *, reason: FailureReason, status: int, retry_after: float | None
     ) -> None:
         super().__init__(message, reason=reason, status=status)
         self.retry_after = retry_after
@@ -153,56 +151,6 @@ def _retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError, IndexError):
         return None
     return max(0.0, when.timestamp() - time.time())
-
-
-class _Decoder:
-    """Decode a Content-Encoding in bounded steps, failing once output exceeds ``limit``."""
-
-    def __init__(self, encoding: str, limit: int) -> None:
-        self.limit, self.size, self.parts = limit, 0, []  # type: ignore[var-annotated]
-        self.encoding = encoding
-        self._zlib: Any = None
-        self._brotli: Any = None
-        self._sniff = encoding == "deflate"
-        if encoding in ("gzip", "x-gzip"):
-            self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        elif encoding == "deflate":
-            self._zlib = zlib.decompressobj(zlib.MAX_WBITS)
-        elif encoding == "br":
-            self._brotli = brotli.Decompressor()
-        elif encoding not in ("", "identity"):
-            raise FeedError(f"unsupported Content-Encoding {encoding!r}", reason="decode")
-
-    def _add(self, out: bytes) -> None:
-        self.size += len(out)
-        if self.size > self.limit:
-            raise FeedError(f"body exceeds {self.limit} bytes after decoding", reason="too_large")
-        if out:
-            self.parts.append(out)
-
-    def feed(self, data: bytes) -> None:
-        try:
-            if self._zlib is not None:
-                if self._sniff and data:  # "deflate" is often sent raw, without a zlib header
-                    self._sniff = False
-                    if data[0] & 0x0F != 8:
-                        self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
-                while data:
-                    self._add(self._zlib.decompress(data, _CHUNK))
-                    data = self._zlib.unconsumed_tail
-            elif self._brotli is not None:
-                self._add(self._brotli.process(data, output_buffer_limit=_CHUNK))
-                while not self._brotli.can_accept_more_data():
-                    self._add(self._brotli.process(b"", output_buffer_limit=_CHUNK))
-            else:
-                self._add(data)
-        except (zlib.error, brotli.error) as exc:
-            raise FeedError(f"corrupt {self.encoding} body: {exc}", reason="decode") from None
-
-    def finish(self) -> bytes:
-        if self._zlib is not None:
-            self._add(self._zlib.flush())
-        return b"".join(self.parts)
 
 
 class Fetcher:
@@ -275,7 +223,7 @@ class Fetcher:
             try:
                 return await self._follow(url, headers, started, form)
             except TimeoutError:
-                raise FeedError(f"{url}: timed out", reason="timeout") from None
+                raise FeedError(f"{url}: timed out", reason=FailureReason.TIMEOUT) from None
 
     async def _follow(
         self, url: str, headers: dict[str, str], started: float, form: dict[str, str] | None
@@ -289,7 +237,7 @@ class Fetcher:
         for _ in range(self.limits.max_redirects + 1):
             host = self._check_url(url)
             if url in visited:
-                raise FeedError(f"redirect loop at {url}", reason="redirects")
+                raise FeedError(f"redirect loop at {url}", reason=FailureReason.REDIRECTS)
             visited.add(url)
             sem = self._hosts.setdefault(host, asyncio.Semaphore(self.limits.per_host))
             waited = loop.time()
@@ -305,7 +253,9 @@ class Fetcher:
             else:
                 in_permanent_run = False
             url = location
-        raise FeedError(f"more than {self.limits.max_redirects} redirects", reason="redirects")
+        raise FeedError(
+            f"more than {self.limits.max_redirects} redirects", reason=FailureReason.REDIRECTS
+        )
 
     def _check_url(self, url: str) -> str:
         """Return the host:port key of ``url``; raise for bad schemes and refused IP literals."""
@@ -313,17 +263,21 @@ class Fetcher:
             parts = urlsplit(url)
             port = parts.port
         except ValueError as exc:
-            raise FeedError(f"invalid URL {url!r}: {exc}", reason="url") from None
+            raise FeedError(f"invalid URL {url!r}: {exc}", reason=FailureReason.URL) from None
         if parts.scheme.lower() not in ("http", "https"):
-            raise FeedError(f"refusing URL scheme {parts.scheme!r} in {url!r}", reason="scheme")
+            raise FeedError(
+                f"refusing URL scheme {parts.scheme!r} in {url!r}", reason=FailureReason.SCHEME
+            )
         if not parts.hostname:
-            raise FeedError(f"URL without host: {url!r}", reason="url")
+            raise FeedError(f"URL without host: {url!r}", reason=FailureReason.URL)
         try:
             ip = ipaddress.ip_address(parts.hostname)
         except ValueError:
             ip = None
         if ip is not None and not self._is_allowed(ip):
-            raise FeedError(f"refusing address {ip} in {url!r}", reason="private_address")
+            raise FeedError(
+                f"refusing address {ip} in {url!r}", reason=FailureReason.PRIVATE_ADDRESS
+            )
         return f"{parts.hostname}:{port or ''}"
 
     async def _request(
@@ -339,7 +293,7 @@ class Fetcher:
                 if status in _REDIRECTS and "location" in hdrs:
                     return status, urljoin(url, hdrs["location"].strip())
                 if status >= 300 and status != 304:
-                    reason = "gone" if status == 410 else "http"
+                    reason = FailureReason.GONE if status == 410 else FailureReason.HTTP
                     raise FetchHTTPError(
                         f"{url}: HTTP {status} {resp.reason or ''}".rstrip(),
                         reason=reason,
@@ -350,20 +304,26 @@ class Fetcher:
                 validators = hdrs.get("etag"), hdrs.get("last-modified")
                 elapsed = time.monotonic() - started
                 return FetchResult(status, str(resp.url), body, hdrs, *validators, None, elapsed)
-        except aiohttp.ClientConnectorDNSError as exc:
-            if isinstance(exc.os_error, _Refused):
-                raise FeedError(f"{url}: {exc.os_error}", reason="private_address") from None
-            raise FeedError(f"{url}: DNS lookup failed: {exc.os_error}", reason="dns") from None
-        except aiohttp.ClientConnectorError as exc:
-            if isinstance(exc.os_error, _Refused) or "refused address" in str(exc.os_error):
-                raise FeedError(f"{url}: {exc.os_error}", reason="private_address") from None
-            raise FeedError(f"{url}: cannot connect: {exc.os_error}", reason="connect") from None
+        except aiohttp.ClientConnectorError as exc:  # ClientConnectorDNSError included
+            dns = isinstance(exc, aiohttp.ClientConnectorDNSError)
+            refused = not dns and "refused address" in str(exc.os_error)
+            if isinstance(exc.os_error, _Refused) or refused:
+                reason = FailureReason.PRIVATE_ADDRESS
+                raise FeedError(f"{url}: {exc.os_error}", reason=reason) from None
+            what, reason = (
+                ("DNS lookup failed", FailureReason.DNS)
+                if dns
+                else ("cannot connect", FailureReason.CONNECT)
+            )
+            raise FeedError(f"{url}: {what}: {exc.os_error}", reason=reason) from None
         except aiohttp.InvalidURL as exc:
-            raise FeedError(f"invalid URL {url!r}: {exc}", reason="url") from None
+            raise FeedError(f"invalid URL {url!r}: {exc}", reason=FailureReason.URL) from None
         except (aiohttp.ServerTimeoutError, aiohttp.ConnectionTimeoutError):
             raise TimeoutError from None
         except aiohttp.ClientError as exc:
-            raise FeedError(f"{url}: {type(exc).__name__}: {exc}", reason="connect") from None
+            raise FeedError(
+                f"{url}: {type(exc).__name__}: {exc}", reason=FailureReason.CONNECT
+            ) from None
 
     async def _read(self, resp: aiohttp.ClientResponse, hdrs: dict[str, str]) -> bytes:
         """Read and decode the body within ``max_bytes``."""
@@ -371,11 +331,13 @@ class Fetcher:
         declared = hdrs.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             resp.close()
-            raise FeedError(f"Content-Length {declared} exceeds {limit} bytes", reason="too_large")
+            raise FeedError(
+                f"Content-Length {declared} exceeds {limit} bytes", reason=FailureReason.TOO_LARGE
+            )
         encoding = hdrs.get("content-encoding", "").strip().lower()
-        decoder = _Decoder(encoding, limit)
+        decoder = BodyDecoder(encoding, limit)
         try:
-            async for chunk in resp.content.iter_chunked(_CHUNK):
+            async for chunk in resp.content.iter_chunked(CHUNK):
                 decoder.feed(chunk)
             return decoder.finish()
         except FeedError:

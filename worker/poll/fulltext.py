@@ -14,7 +14,7 @@ Decisions:
   canonical one (tracking parameters dropped).
 - **Once per story.** Extracted text is cached by canonical URL for
   ``ARTICLE_TTL`` (a failure or "no text" for ``ARTICLE_MISS_TTL``). The
-  first poller to want a URL takes a ``SET NX`` marker; any other (another
+  first poller to want a URL takes its lock (``worker.core.locks``); any other (another
   feed syndicating the story, in this process or another) waits for the cache
   instead of fetching, so a syndicated story is fetched once.
 - **Extraction** is trafilatura with ``favor_precision``: navigation, cookie
@@ -48,7 +48,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -58,8 +57,10 @@ import redis
 
 from worker.config import Config, Feed
 from worker.core import keys
+from worker.core.locks import hold
 from worker.core.metrics import incr
 from worker.core.pools import IdlePool
+from worker.core.retry import backoff
 from worker.errors import FeedError
 from worker.model import Item
 from worker.poll.fetch import Fetcher, FetchHTTPError
@@ -205,20 +206,19 @@ class Articles:
         self, fetcher: Fetcher, feed: Feed, canonical: str, state: dict[str, bool]
     ) -> str:
         """Return the cached text, or fetch it under the URL's marker, or wait for whoever has it."""
-        lock, token = keys.article_lock(canonical), secrets.token_hex(8)
-        delay = 0.05
         # Bounded in count as well as by the caller's deadline.
-        for _ in range(int(feed.fulltext_deadline / 0.05) + 2):
+        for attempt in range(1, int(feed.fulltext_deadline / 0.05) + 3):
             cached = self.redis.get(keys.article(canonical))
             if cached is not None:
                 incr(self.redis, "articles", feed.id, "cached")
-                return cached.decode()
+                text: str = cached.decode()
+                return text
             if self.redis.exists(keys.host_backoff(origin_of(canonical))):
                 incr(self.redis, "articles", feed.id, "backed_off")
                 return ""
-            if self.redis.set(lock, token, nx=True, ex=keys.ARTICLE_LOCK_TTL):
-                state["fetching"] = True
-                try:
+            with hold(self.redis, keys.article_lock(canonical), keys.ARTICLE_LOCK_TTL) as ours:
+                if ours:
+                    state["fetching"] = True
                     text, outcome = await self._fetch(fetcher, canonical)
                     self.redis.set(
                         keys.article(canonical),
@@ -227,11 +227,7 @@ class Articles:
                     )
                     incr(self.redis, "articles", feed.id, outcome)
                     return text
-                finally:
-                    if self.redis.get(lock) == token.encode():
-                        self.redis.delete(lock)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.25)
+            await asyncio.sleep(backoff(0.05, attempt, 0.25))
         return ""
 
     async def _fetch(self, fetcher: Fetcher, url: str) -> tuple[str, str]:
@@ -304,7 +300,7 @@ def backed_off_hosts(client: redis.Redis) -> list[dict[str, Any]]:
     now = time.time()
     client.zremrangebyscore(keys.HOSTS_BACKED_OFF, "-inf", now)
     rows = []
-    entries: list[tuple[bytes, float]] = client.zrange(  # type: ignore[assignment]
+    entries: list[tuple[bytes, float]] = client.zrange(
         keys.HOSTS_BACKED_OFF, 0, -1, withscores=True
     )
     for raw, until in entries:

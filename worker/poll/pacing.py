@@ -21,13 +21,15 @@ from __future__ import annotations
 import logging
 import random
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from worker.config import Feed
-from worker.errors import FeedError
+from worker.core import retry
+from worker.errors import FailureReason, FeedError
 from worker.poll.cadence import Rate, feed_times, interval_for
 from worker.poll.fetch import FetchResult
+from worker.poll.state import FeedState
 
 __all__ = ["after_fetch", "backoff", "interval", "observed", "overflow"]
 
@@ -39,13 +41,12 @@ HINT_CAP = 3600.0
 MIN_INTERVAL = 30.0  # the fastest an overflow makes a fixed-interval feed
 _TTL = re.compile(rb"<ttl>\s*(\d{1,7})\s*</ttl>")
 _MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)")
-State = Mapping[bytes, bytes]
 
 
-def hints(res: FetchResult, state: State) -> tuple[float, float]:
+def hints(res: FetchResult, state: FeedState) -> tuple[float, float]:
     """Return (RSS ttl, Cache-Control max-age) in seconds, 0 when absent."""
     if res.status == 304:
-        ttl = float(state.get(b"ttl") or 0)
+        ttl = state.ttl
     else:
         m = _TTL.search(res.body)
         ttl = int(m.group(1)) * 60.0 if m else 0.0
@@ -53,20 +54,20 @@ def hints(res: FetchResult, state: State) -> tuple[float, float]:
     return ttl, float(m2.group(1)) if m2 else 0.0
 
 
-def interval(feed: Feed, state: State, now: float, *, pushed: bool = False) -> float:
+def interval(feed: Feed, state: FeedState, now: float, *, pushed: bool = False) -> float:
     """Return the feed's interval now, before server hints and jitter."""
     if feed.interval is None:
         if pushed:
             return feed.max_interval
         rate = Rate.from_state(state, now).per_second(now)
         return interval_for(rate, feed.min_interval, feed.max_interval)
-    if state.get(b"interval") and float(state.get(b"interval_config") or 0) == feed.interval:
-        return float(state[b"interval"])  # what an overflow made of the configured one
+    if state.interval and state.interval_config == feed.interval:
+        return state.interval  # what an overflow made of the configured one
     return feed.interval
 
 
 def observed(
-    state: State, res: FetchResult, times: Sequence[float | None], now: float, *, first: bool
+    state: FeedState, res: FetchResult, times: Sequence[float | None], now: float, *, first: bool
 ) -> dict[str, float]:
     """Return the rate fields of the state after a fetch that added items at ``times``.
 
@@ -78,7 +79,7 @@ def observed(
 
 
 def after_fetch(
-    feed: Feed, state: State, res: FetchResult, now: float, *, first: bool, pushed: bool
+    feed: Feed, state: FeedState, res: FetchResult, now: float, *, first: bool, pushed: bool
 ) -> tuple[dict[str, Any], float]:
     """Return the state updates after a good fetch and the delay until the next one.
 
@@ -91,10 +92,10 @@ def after_fetch(
 
 
 def backoff(
-    feed: Feed, state: State, exc: FeedError, now: float, *, pushed: bool = False
+    feed: Feed, state: FeedState, exc: FeedError, now: float, *, pushed: bool = False
 ) -> tuple[dict[str, Any], float]:
     """Return the state updates recording a failed fetch and the delay before the next try."""
-    failures = int(state.get(b"failures", 0)) + 1
+    failures = state.failures + 1
     mapping: dict[str, Any] = {
         "failures": failures,
         "last_error": str(exc)[:500],
@@ -103,12 +104,12 @@ def backoff(
     }
     if exc.status is not None:
         mapping["status"] = exc.status
-    if exc.reason == "gone":
+    if exc.reason is FailureReason.GONE:
         mapping["disabled"] = "410 Gone"
     base = interval(feed, state, now, pushed=pushed)
-    # Jitter first, then the cap: never longer than MAX_BACKOFF (feeds failing for long
-    # all come back at the cap; the first tries keep their spread).
-    delay = min(base * 2 ** min(failures - 1, 10) * random.uniform(0.9, 1.1), MAX_BACKOFF)
+    # The cap applies after the jitter: never longer than MAX_BACKOFF (feeds failing for
+    # long all come back at the cap; the first tries keep their spread).
+    delay = retry.backoff(base, failures, MAX_BACKOFF, jitter=0.1)
     retry_after = getattr(exc, "retry_after", None)
     if retry_after:  # after the jitter: the server said "not before"
         delay = max(delay, min(float(retry_after), MAX_RETRY_AFTER))
@@ -116,7 +117,7 @@ def backoff(
     return mapping, delay
 
 
-def overflow(feed: Feed, state: State, now: float) -> dict[str, Any]:
+def overflow(feed: Feed, state: FeedState, now: float) -> dict[str, Any]:
     """Return the state updates after a fetch in which every item was new; warn once.
 
     The feed may have dropped items between polls. A fixed interval is halved,
@@ -130,7 +131,7 @@ def overflow(feed: Feed, state: State, now: float) -> dict[str, Any]:
     if feed.interval is not None:
         quicker = max(min(MIN_INTERVAL, feed.interval), current / 2)
         updates.update(interval=quicker, interval_config=feed.interval)
-    if state.get(b"overflow_warned"):
+    if state.overflow_warned is not None:
         log.info("feed %s: every item new again; interval %.0fs", feed.id, quicker)
         return updates
     log.warning(

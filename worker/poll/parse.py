@@ -1,8 +1,8 @@
 """Parse feed bytes (RSS 0.9x/1.0/2.0, Atom, JSON Feed 1.0/1.1) into ``Item``s.
 
-The only module that imports feedparser. It never lets feedparser fetch or
-open anything: bytes go in through ``io.BytesIO`` (feedparser treats a plain
-``bytes``/``str`` argument as a possible file name or URL).
+The only module that imports feedparser. It never lets feedparser fetch or open anything:
+bytes go in through ``io.BytesIO`` (feedparser treats a plain ``bytes``/``str`` argument as a
+possible file name or URL).
 
 Decisions and limits:
 
@@ -52,9 +52,9 @@ from typing import Any
 
 import feedparser
 
-from worker.errors import FeedError
+from worker.errors import FailureReason, FeedError
 from worker.model import Item
-from worker.poll import identity
+from worker.poll import dates, identity
 
 __all__ = ["ParsedFeed", "parse_feed", "prescan_ids", "prescan_item_ids"]
 
@@ -85,8 +85,7 @@ class ParsedFeed:
 
 
 def _html_to_text(html: str) -> str:
-    # Imported lazily: the rule engine owns HTML stripping and must not be
-    # imported at module load by the fetch/parse path.
+    # Lazily: the rule engine owns HTML stripping; the fetch/parse path must not load it.
     from worker.rules import html_to_text
 
     return html_to_text(html)
@@ -173,7 +172,7 @@ def _strip_internal_subset(body: bytes, notes: list[str]) -> bytes:
     # Quote-aware first; a stray apostrophe in a DTD comment falls back to the first "]>".
     end = _SUBSET_END.match(body, bracket) or re.compile(rb"\]\s*>").search(body, bracket)
     if end is None:
-        raise FeedError("unterminated DOCTYPE internal subset", reason="parse")
+        raise FeedError("unterminated DOCTYPE internal subset", reason=FailureReason.PARSE)
     notes.append("DTD internal subset removed")
     return body[: doctype.start()] + body[end.end() :]
 
@@ -197,7 +196,8 @@ def parse_feed(
 ) -> ParsedFeed:
     """Parse a fetched feed into items; raise ``FeedError`` when nothing is parseable."""
     if len(body) > MAX_PARSE_BYTES:
-        raise FeedError(f"feed of {len(body)} bytes, over {MAX_PARSE_BYTES}", reason="too_large")
+        over = f"feed of {len(body)} bytes, over {MAX_PARSE_BYTES}"
+        raise FeedError(over, reason=FailureReason.TOO_LARGE)
     hdrs = {k.lower(): v for k, v in (headers or {}).items()}
     head = body.lstrip(codecs.BOM_UTF8).lstrip()[:1]
     if head in (b"{", b"[") or ("json" in hdrs.get("content-type", "").lower() and head != b"<"):
@@ -215,7 +215,7 @@ def parse_feed(
     version = parsed.get("version") or ""
     if not entries and (parsed.get("bozo") or not version):
         why = "; ".join(notes) or "no feed elements"
-        raise FeedError(f"not a parseable feed ({why})", reason="parse")
+        raise FeedError(f"not a parseable feed ({why})", reason=FailureReason.PARSE)
     records, resolve = [], identity.LinkResolver(url, parsed.feed.get("link"))
     for entry in entries:
         raw_link = entry.get("link") or ""
@@ -275,9 +275,11 @@ def _is_html(detail: Mapping[str, Any] | None, default: bool = False) -> bool:
 
 
 def _epoch(entry: dict[str, Any]) -> float | None:
+    if "epoch" in entry:  # a JSON Feed entry, dated by worker.poll.dates
+        return float(entry["epoch"]) if entry["epoch"] is not None else None
     for key in ("published_parsed", "updated_parsed"):
         try:  # a missing or unparseable date is None: TypeError
-            return float(calendar.timegm(dict.get(entry, key)))  # type: ignore[call-overload,arg-type]
+            return float(calendar.timegm(dict.get(entry, key)))  # type: ignore[arg-type]
         except (TypeError, ValueError, OverflowError):
             continue
     return None
@@ -288,9 +290,11 @@ def _parse_json_feed(body: bytes, feed_id: str, url: str) -> ParsedFeed:
     try:
         doc = json.loads(body.decode("utf-8-sig", "replace"))
     except (ValueError, RecursionError) as exc:
-        raise FeedError(f"invalid JSON: {exc}", reason="parse") from None
+        raise FeedError(f"invalid JSON: {exc}", reason=FailureReason.PARSE) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
-        raise FeedError("JSON document is not a JSON Feed (no items list)", reason="parse")
+        raise FeedError(
+            "JSON document is not a JSON Feed (no items list)", reason=FailureReason.PARSE
+        )
     version = str(doc.get("version", ""))
     fmt = "json11" if version.rstrip("/").endswith("1.1") else "json10"
     warning = None if "jsonfeed.org" in version else f"unknown JSON Feed version {version!r}"
@@ -315,7 +319,7 @@ def _parse_json_feed(body: bytes, feed_id: str, url: str) -> ParsedFeed:
                 if html
                 else {"value": _str(it.get("content_text")), **plain}
             ],
-            "published_parsed": feedparser.datetimes._parse_date(date) if date else None,
+            "epoch": dates.epoch(date),
         }
         records.append((guid, link, entry, date))
     title, items = _plain(_str(doc.get("title")), False), _build_items(feed_id, records)

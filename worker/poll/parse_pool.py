@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from concurrent.futures.process import BrokenProcessPool
 
 from worker.core.pools import IdlePool
-from worker.errors import FeedError
+from worker.errors import FailureReason, FeedError
 from worker.poll.parse import ParsedFeed, parse_feed
 
 __all__ = ["PARSE_TIMEOUT", "POOL_MIN_FEEDS", "ParsePool", "pool_size"]
@@ -48,14 +48,14 @@ def pool_size(feeds: int) -> int:
 
 def _parse(
     body: bytes, feed_id: str, url: str, headers: Mapping[str, str]
-) -> tuple[ParsedFeed | None, str, str]:
-    """Parse in a worker; return (parsed, "", "") or (None, error message, reason)."""
+) -> tuple[ParsedFeed | None, str, FailureReason]:
+    """Parse in a worker; return (parsed, "", ERROR) or (None, error message, reason)."""
     try:
-        return parse_feed(body, feed_id=feed_id, url=url, headers=headers), "", ""
+        return parse_feed(body, feed_id=feed_id, url=url, headers=headers), "", FailureReason.ERROR
     except FeedError as exc:
         return None, str(exc), exc.reason
     except Exception as exc:
-        return None, f"parser crashed: {type(exc).__name__}: {exc}", "parse"
+        return None, f"parser crashed: {type(exc).__name__}: {exc}", FailureReason.PARSE
 
 
 class ParsePool(IdlePool):
@@ -75,12 +75,12 @@ class ParsePool(IdlePool):
             )
         except TimeoutError:
             raise FeedError(
-                f"parsing took longer than {self.timeout:.0f}s", reason="parse"
+                f"parsing took longer than {self.timeout:.0f}s", reason=FailureReason.PARSE
             ) from None
         except BrokenProcessPool:
             log.error("a parse worker died (feed %s); the pool starts again", feed_id)
             raise FeedError(
-                "the parse worker died while parsing this feed", reason="parse"
+                "the parse worker died while parsing this feed", reason=FailureReason.PARSE
             ) from None
         if parsed is None:
             raise FeedError(message, reason=reason)

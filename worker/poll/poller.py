@@ -2,7 +2,7 @@
 
 Scheduling lives in Redis so any number of pollers share the work: a sorted
 set holds each feed's next due time, and a poller takes a feed only after
-winning its lease (``SET NX EX``), so no feed is fetched twice in one
+winning its lease (``worker.core.locks``), so no feed is fetched twice in one
 interval; a crashed poller's leases expire after ``lease_ttl``.
 
 What is new: each feed has a seen-set of 8-byte item ids (``worker.poll.seen``).
@@ -45,13 +45,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import secrets
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import redis
@@ -59,66 +58,24 @@ import redis
 from worker.config import Config, Feed
 from worker.core import keys
 from worker.core.archive import Archive
+from worker.core.locks import hold
 from worker.core.metrics import heartbeat, incr, incr_hourly
-from worker.errors import FeedError
-from worker.model import Item
+from worker.errors import FailureReason, FeedError
 from worker.poll import pacing, seen, websub
 from worker.poll.fetch import Fetcher, FetchLimits, FetchResult
 from worker.poll.fulltext import Articles
+from worker.poll.intake import EnqueueMatch, Intake
+from worker.poll.outcome import PollOutcome, summarise_first_polls
 from worker.poll.parse_pool import ParsePool, pool_size
+from worker.poll.state import FeedState
 from worker.poll.subscriptions import Push
 
 log = logging.getLogger("newsalert.poller")
 
 BATCH_SIZE = 50
-OVERFLOW_MIN = 5
-CHURN_SHARE = 0.8
 
 
-#: Queue one match job for a batch of stored item ids under a config version (the service
-#: passes RQ's).
-EnqueueMatch = Callable[[redis.Redis, Sequence[str], str], None]
-
-
-@dataclass
-class PollOutcome:
-    """What one poll of one feed did."""
-
-    feed: str
-    new: int = 0
-    queued: int = 0
-    marked_seen: int = 0
-    first_poll: bool = False
-    status: int | None = None
-    error: str | None = None
-    parsed: bool = False
-    overflow: bool = False
-    churn: bool = False
-    pushed: bool = False  # content a WebSub hub pushed, not a fetch
-    times: list[float | None] = field(default_factory=list)  # of the new items (None: unknown)
-
-
-def summarise_first_polls(outcomes: Sequence[PollOutcome]) -> None:
-    """Log the one line that says how many existing items first polls marked seen."""
-    first = [o for o in outcomes if o.first_poll]
-    if first:
-        log.info(
-            "%d feeds polled for the first time: %d existing items marked seen, %d backfilled",
-            len(first),
-            sum(o.marked_seen for o in first),
-            sum(o.queued for o in first),
-        )
-
-
-def _newest(items: Sequence[Item], n: int) -> list[Item]:
-    """Return the newest ``n`` items (feed order breaks ties: feeds list newest first)."""
-    if n <= 0:
-        return []
-    order = sorted(range(len(items)), key=lambda i: (-(items[i].published or 0), i))
-    return [items[i] for i in order[:n]]
-
-
-class Poller:
+class Poller(Intake):
     """Polls the feeds of one config into one Redis."""
 
     def __init__(
@@ -149,42 +106,23 @@ class Poller:
         self.articles = Articles(client, config)
         self.archive = Archive(client, config.archive, config.archive_max)
 
-    async def _queue(self, items: Sequence[Item], fetcher: Fetcher | None = None) -> int:
-        """Add article text where wanted, store item bodies, queue them in batches; return how many."""
-        if fetcher is not None:  # new items only, and before they are stored (worker.poll.fulltext)
-            items = await self.articles.add(fetcher, items)
-        now = self.clock()
-        items = [Item.from_dict({**i.to_dict(), "seen_at": now}) for i in items]
-        with self.redis.pipeline(transaction=False) as pipe:
-            for it in items:
-                pipe.set(keys.item(it.id), json.dumps(it.to_dict()), ex=keys.ITEM_TTL)
-            archived = self.archive.write(pipe, items, now)
-            results = pipe.execute()
-        if archived:
-            self.archive.written(results[-1])
-        for start in range(0, len(items), self.batch_size):
-            batch = items[start : start + self.batch_size]
-            self.enqueue(self.redis, [i.id for i in batch], self.config.version)
-            incr(self.redis, "batches")
-        return len(items)
-
     def _pushed(self, feed: Feed) -> bool:
         """Return whether a hub pushes this feed to us (then polling is only a safety net)."""
         return bool(self.config.websub_callback) and websub.pushing(
             self.redis, feed.id, self.clock()
         )
 
-    def _record_failure(self, feed: Feed, state: dict[bytes, bytes], exc: FeedError) -> float:
+    def _record_failure(self, feed: Feed, state: FeedState, exc: FeedError) -> float:
         """Record a failed fetch; return the delay before the next try."""
         now = self.clock()
         mapping, delay = pacing.backoff(feed, state, exc, now, pushed=self._pushed(feed))
-        if exc.reason == "gone":
+        if exc.reason is FailureReason.GONE:
             log.error(
                 "feed %s: disabled: the server says it is gone (410)",
                 feed.id,
                 extra={"feed": feed.id},
             )
-        self.redis.hset(keys.feed_state(feed.id), mapping=mapping)
+        self.redis.hset(keys.feed_state(feed.id), mapping=FeedState.encode(mapping))
         incr_hourly(self.redis, "fetches", feed.id, exc.reason, now=now)
         return delay
 
@@ -192,18 +130,16 @@ class Poller:
         """Poll one feed; return what happened and the delay until it is due again."""
         out = PollOutcome(feed.id)
         state_key = keys.feed_state(feed.id)
-        state = self.redis.hgetall(state_key)
-        if state.get(b"disabled"):
-            out.error = "disabled: " + state[b"disabled"].decode()
+        state = FeedState.load(self.redis, feed.id)
+        if state.disabled:
+            out.error = "disabled: " + state.disabled
             return out, pacing.MAX_BACKOFF
         url = feed.url
-        if state.get(b"config_url", b"").decode() == feed.url and state.get(b"url"):
-            url = state[b"url"].decode()  # a permanent redirect moved it
+        if state.config_url == feed.url and state.url:
+            url = state.url  # a permanent redirect moved it
         try:
             res = await fetcher.fetch(
-                url,
-                etag=(state.get(b"etag") or b"").decode() or None,
-                last_modified=(state.get(b"last_modified") or b"").decode() or None,
+                url, etag=state.etag or None, last_modified=state.last_modified or None
             )
             out.status = res.status
             updates = {} if res.status == 304 else await self._take(feed, res, state, out, fetcher)
@@ -235,128 +171,19 @@ class Poller:
         hub = websub.hub_of(res) if self.config.websub_callback else None
         if hub:
             websub.offer(self.redis, feed.id, *hub)
-        merged = {**state, **{k.encode(): str(v).encode() for k, v in updates.items()}}
-        pace, delay = pacing.after_fetch(
-            feed, merged, res, now, first=out.first_poll, pushed=self._pushed(feed)
-        )
+        merged, first, pushed = replace(state, **updates), out.first_poll, self._pushed(feed)
+        pace, delay = pacing.after_fetch(feed, merged, res, now, first=first, pushed=pushed)
         mapping.update(pace)
         outcome = "not_modified" if res.status == 304 else "ok"
         with self.redis.pipeline(transaction=False) as pipe:
             incr(pipe, "fetches", feed.id, outcome)
             incr_hourly(pipe, "fetches", feed.id, outcome, now=now)
-            pipe.hset(state_key, mapping=mapping)
+            pipe.hset(state_key, mapping=FeedState.encode(mapping))
             pipe.hincrby(state_key, "items_new", out.new)
             if res.status == 304:
                 seen.expire(pipe, feed.id)
             pipe.execute()
         return out, delay
-
-    async def _take(
-        self,
-        feed: Feed,
-        res: FetchResult,
-        state: dict[bytes, bytes],
-        out: PollOutcome,
-        fetcher: Fetcher | None = None,
-    ) -> dict[str, Any]:
-        """Find the new items of a fetched body, queue them, mark all seen; return state updates."""
-        updates: dict[str, Any] = {}
-        known = seen.load(self.redis, feed.id)
-        primed = bool(state.get(b"primed")) and known is not None
-        if state.get(b"primed") and known is None:
-            log.warning(
-                "feed %s: its seen-set expired; existing items are marked seen again, not alerted",
-                feed.id,
-                extra={"feed": feed.id},
-            )
-        known = known or {}
-        if not primed:
-            updates.update(primed=1, primed_at=self.clock(), items_new=0)
-        by_link = state.get(b"identity") == b"link"
-        pre = seen.prescanned(feed.id, res.body)
-        if pre is not None:
-            ids, link_ids = pre
-            check = [lk or i for i, lk in zip(ids, link_ids, strict=False)] if by_link else ids
-            fresh = sum(c not in known for c in check)
-            if (primed and not fresh) or (not primed and feed.backfill == 0):
-                stored = ids + [lk for lk in link_ids if lk]
-                if not primed or seen.needs_write(known, stored, self.clock()):
-                    seen.store(self.redis, feed.id, stored, self.clock())
-                else:
-                    seen.expire(self.redis, feed.id)
-                self._count(feed, primed, new=0, total=len(ids), out=out)
-                return updates
-        parsed = await self.pool.parse(res.body, feed_id=feed.id, url=res.url, headers=res.headers)
-        self.parses += 1
-        out.parsed = True
-        if parsed.warning:
-            log.info(
-                "feed %s: malformed but readable: %s",
-                feed.id,
-                parsed.warning,
-                extra={"feed": feed.id},
-            )
-        items = parsed.items
-        link_ids = [seen.link_id(feed.id, i.link) for i in items]
-        if by_link:
-            items = [
-                replace(i, id=lk.hex()) if lk else i for i, lk in zip(items, link_ids, strict=False)
-            ]
-        new = [i for i in items if bytes.fromhex(i.id) not in known]
-        overflowing = len(items) >= OVERFLOW_MIN and len(new) == len(items)
-        if primed and overflowing and not out.pushed:  # a hub pushes only what is new
-            linked = [(i, lk) for i, lk in zip(items, link_ids, strict=False) if lk]
-            if not by_link and sum(lk in known for _, lk in linked) >= CHURN_SHARE * len(items):
-                out.churn = True
-                updates["identity"] = "link"
-                log.warning(
-                    "feed %s: its GUIDs change on every fetch; telling its items apart "
-                    "by link from now on",
-                    feed.id,
-                    extra={"feed": feed.id},
-                )
-                items = [
-                    replace(i, id=lk.hex()) if lk else i
-                    for i, lk in zip(items, link_ids, strict=False)
-                ]
-                new = [i for i in items if bytes.fromhex(i.id) not in known]
-            else:
-                self._overflow(feed, state, updates, out)
-        self._count(feed, primed, new=len(new), total=len(items), out=out)
-        if primed:
-            out.times = [i.published for i in new]
-            out.queued = await self._queue(new, fetcher)
-        else:
-            out.queued = await self._queue(_newest(new, feed.backfill), fetcher)
-            out.marked_seen = len(new) - out.queued
-        stored = [bytes.fromhex(i.id) for i in items] + [lk for lk in link_ids if lk]
-        stored += [bytes.fromhex(i.id) for i in parsed.items]
-        seen.store(self.redis, feed.id, stored, self.clock())
-        return updates
-
-    def _count(self, feed: Feed, primed: bool, *, new: int, total: int, out: PollOutcome) -> None:
-        """Count a fetch's items in the metrics and ``out``."""
-        out.first_poll = not primed
-        out.new = new if primed else 0
-        if not primed:
-            out.marked_seen = total
-        with self.redis.pipeline(transaction=False) as pipe:
-            incr(
-                pipe,
-                "items",
-                feed.id,
-                "new" if primed else "first_poll",
-                by=new if primed else total,
-            )
-            incr(pipe, "items", feed.id, "seen", by=total - new if primed else 0)
-            pipe.execute()
-
-    def _overflow(
-        self, feed: Feed, state: dict[bytes, bytes], updates: dict[str, Any], out: PollOutcome
-    ) -> None:
-        """React to a fetch in which every item is new: warn once, poll the feed faster."""
-        out.overflow = True
-        updates.update(pacing.overflow(feed, state, self.clock()))
 
     async def poll_all(self, feeds: Sequence[Feed] | None = None) -> list[PollOutcome]:
         """Poll every feed once, now, whatever its schedule (``run --once``, ``poll --once``)."""
@@ -368,16 +195,9 @@ class Poller:
                 results = await asyncio.gather(*(self._leased(fetcher, f) for f in feeds))
         return [r for r in results if r is not None]
 
-    @contextlib.contextmanager
-    def _lease(self, feed_id: str) -> Iterator[bool]:
-        """Hold a feed's lease for the block; yield whether we got it."""
-        lease = keys.lease(feed_id)
-        got = bool(self.redis.set(lease, self.token, nx=True, ex=self.lease_ttl))
-        try:
-            yield got
-        finally:
-            if got and self.redis.get(lease) == self.token.encode():
-                self.redis.delete(lease)
+    def _lease(self, feed_id: str) -> contextlib.AbstractContextManager[bool]:
+        """Hold a feed's lease for the block (``worker.core.locks``); yield whether we got it."""
+        return hold(self.redis, keys.lease(feed_id), self.lease_ttl)
 
     async def _leased(
         self, fetcher: Fetcher, feed: Feed, *, only_if_due: bool = False
@@ -405,14 +225,14 @@ class Poller:
             if not got:
                 return None
             out = PollOutcome(feed.id, pushed=True, status=200)
-            state = self.redis.hgetall(keys.feed_state(feed.id))
+            state = FeedState.load(self.redis, feed.id)
             res = FetchResult(200, feed.url, body, headers, None, None, None, 0.0)
             updates = await self._take(feed, res, state, out, fetcher)
             now = self.clock()
             first = out.first_poll
             updates.update(pacing.observed(state, res, out.times, now, first=first), last_push=now)
             with self.redis.pipeline(transaction=False) as pipe:
-                pipe.hset(keys.feed_state(feed.id), mapping=updates)
+                pipe.hset(keys.feed_state(feed.id), mapping=FeedState.encode(updates))
                 pipe.hincrby(keys.feed_state(feed.id), "items_new", out.new)
                 pipe.execute()
             return out

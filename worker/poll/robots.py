@@ -5,20 +5,19 @@ Decisions (RFC 9309 where it speaks):
 - robots.txt goes through the caller's ``Fetcher``, like the article itself:
   the same size/time/redirect limits, SSRF guard and per-host slots. Groups
   are matched on the product token of the fetcher's user agent
-  (``newsalert`` from ``newsalert/0.1 (+…)``), which is what
-  ``urllib.robotparser`` compares.
+  (``newsalert`` from ``newsalert/0.1 (+…)``), case-insensitively.
 - 2xx: the first ``MAX_ROBOTS_BYTES`` are parsed (the RFC asks parsers to read
-  at least 500 KiB). Any 4xx, 401/403 included, means "unavailable": no rules,
-  everything allowed (RFC 9309 §2.3.1.3). 5xx, a timeout or a broken
-  connection means "unreachable": everything is disallowed, but only for
-  ``ROBOTS_ERROR_TTL`` so a short outage does not hide a host for a day.
+  at least 500 KiB) by protego, which follows RFC 9309: ``*`` and ``$`` in
+  paths, and the longest matching rule wins (an Allow on a tie). Any 4xx,
+  401/403 included, means "unavailable": no rules, everything allowed
+  (RFC 9309 §2.3.1.3). 5xx, a timeout or a broken connection means
+  "unreachable": everything is disallowed, but only for ``ROBOTS_ERROR_TTL``
+  so a short outage does not hide a host for a day.
 - The text is cached in Redis per origin (``scheme://host:port``), so every
   poller reads it once per TTL; ``DISALLOW_ALL`` stands for "unreachable".
   Parsed rules are also kept in memory for a minute, so a burst of items from
   one host parses robots.txt once, and concurrent asks for one origin wait
   for one fetch.
-- ``urllib.robotparser`` applies the first matching Allow/Disallow line, not
-  the longest as RFC 9309 asks; for the usual files the answer is the same.
 """
 
 from __future__ import annotations
@@ -26,9 +25,9 @@ from __future__ import annotations
 import asyncio
 import time
 from urllib.parse import urlsplit
-from urllib.robotparser import RobotFileParser
 
 import redis
+from protego import Protego
 
 from worker.core import keys
 from worker.errors import FeedError
@@ -50,10 +49,8 @@ def origin_of(url: str) -> str:
     return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
 
 
-def _parser(text: str) -> RobotFileParser:
-    parser = RobotFileParser()
-    parser.parse(["User-agent: *", "Disallow: /"] if text == DISALLOW_ALL else text.splitlines())
-    return parser
+def _parser(text: str) -> Protego:
+    return Protego.parse("User-agent: *\nDisallow: /\n" if text == DISALLOW_ALL else text)
 
 
 class Robots:
@@ -61,10 +58,10 @@ class Robots:
 
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
-        self._memory: dict[str, tuple[float, RobotFileParser]] = {}
+        self._memory: dict[str, tuple[float, Protego]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def rules(self, fetcher: Fetcher, origin: str) -> RobotFileParser:
+    async def rules(self, fetcher: Fetcher, origin: str) -> Protego:
         """Return the parsed robots.txt of ``origin``, reading it at most once per TTL."""
         # One lock per origin: a burst of items from one host reads robots.txt once.
         async with self._locks.setdefault(origin, asyncio.Lock()):
@@ -79,7 +76,8 @@ class Robots:
         key = keys.robots(origin)
         raw = self.redis.get(key)
         if raw is not None:
-            return raw.decode("utf-8", errors="replace")
+            cached: str = raw.decode("utf-8", errors="replace")
+            return cached
         ttl = keys.ROBOTS_TTL
         try:
             res = await fetcher.fetch(origin + "/robots.txt")
@@ -96,5 +94,5 @@ class Robots:
         """Return (may fetch ``url``, may fetch anything from its host) for the fetcher's agent."""
         origin = origin_of(url)
         parser = await self.rules(fetcher, origin)
-        agent = fetcher.limits.user_agent
-        return parser.can_fetch(agent, url), parser.can_fetch(agent, origin + "/")
+        agent = fetcher.limits.user_agent.split("/", 1)[0].strip()  # the product token
+        return parser.can_fetch(url, agent), parser.can_fetch(origin + "/", agent)

@@ -38,6 +38,7 @@ import redis
 
 from worker.core import keys
 from worker.core.metrics import incr
+from worker.core.retry import backoff
 from worker.errors import FeedError
 from worker.poll import websub
 
@@ -98,7 +99,7 @@ async def _ask(
         await fetcher.fetch(sub["hub"], form=form)
     except FeedError as exc:
         failures = int(sub.get("failures") or 0) + 1
-        retry = min(60.0 * 2 ** min(failures - 1, 12), MAX_RETRY)
+        retry = backoff(60.0, failures, MAX_RETRY)
         client.hset(key, mapping={"failures": failures, "error": str(exc)[:300]})
         client.hset(key, "next_try", now + retry)
         incr(client, "websub", feed_id, "failed")

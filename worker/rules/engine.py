@@ -193,16 +193,8 @@ class Document:
     def evaluate(self, node: Node, allowed: frozenset[int] = ALL_FIELDS) -> list[Occ] | None:
         """Return the occurrences that make ``node`` true ([] for a true NOT), or None if false."""
         if isinstance(node, Leaf):
-            occs: list[Occ] = []
-            for pid in node.pids:
-                form = self.engine._forms[pid]
-                for fi, ts, te in self.hits.get(pid, ()):
-                    if fi in allowed:
-                        occs.append((fi, ts, te, (("t", fi, ts, te, node.term, form),)))
-            for rid in node.rids:
-                for fi in sorted(allowed):
-                    occs += self.regex_occs(rid, fi, node.term)
-            return occs or None
+            return self._leaf(node, allowed)
+        occs: list[Occ]
         if isinstance(node, And):
             occs = []
             for child in node.children:
@@ -224,6 +216,23 @@ class Document:
             return [] if self.evaluate(node.child, allowed) is None else None
         if isinstance(node, Scope):
             return self.evaluate(node.child, allowed & scope_fields(node.fields))
+        return self._near(node, allowed)
+
+    def _leaf(self, node: Leaf, allowed: frozenset[int]) -> list[Occ] | None:
+        """Return a term's occurrences in the allowed fields, or None if it has none."""
+        occs: list[Occ] = []
+        for pid in node.pids:
+            form = self.engine._forms[pid]
+            for fi, ts, te in self.hits.get(pid, ()):
+                if fi in allowed:
+                    occs.append((fi, ts, te, (("t", fi, ts, te, node.term, form),)))
+        for rid in node.rids:
+            for fi in sorted(allowed):
+                occs += self.regex_occs(rid, fi, node.term)
+        return occs or None
+
+    def _near(self, node: Near, allowed: frozenset[int]) -> list[Occ] | None:
+        """Return the pairs of occurrences within ``node.distance`` tokens, or None if none."""
         left = self.evaluate(node.left, allowed)
         if left is None:
             return None

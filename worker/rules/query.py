@@ -244,19 +244,22 @@ def _lex(query: str) -> list[_Tok]:
         else:
             m2 = _WORD_END.search(query, i)
             j = m2.start() if m2 else n
-            word = query[i:j]
-            if word in ("AND", "OR", "NOT"):
-                toks.append(_Tok(word, word, col))
-            elif word == "NEAR" or word.startswith("NEAR/"):
-                near = _NEAR_RE.fullmatch(word)
-                if not near:
-                    raise QueryError("NEAR needs a number, as in NEAR/5", col)
-                toks.append(_Tok("NEAR", word, col, int(near.group(1))))
-            else:
-                toks.append(_Tok("TERM", word, col))
+            toks.append(_word(query[i:j], col))
             i = j
     toks.append(_Tok("EOF", "", n + 1))
     return toks
+
+
+def _word(word: str, col: int) -> _Tok:
+    """Return the token of a bare word: an operator, ``NEAR/n`` or a term."""
+    if word in ("AND", "OR", "NOT"):
+        return _Tok(word, word, col)
+    if word == "NEAR" or word.startswith("NEAR/"):
+        near = _NEAR_RE.fullmatch(word)
+        if not near:
+            raise QueryError("NEAR needs a number, as in NEAR/5", col)
+        return _Tok("NEAR", word, col, int(near.group(1)))
+    return _Tok("TERM", word, col)
 
 
 # -- parser ----------------------------------------------------------------

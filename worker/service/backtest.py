@@ -18,7 +18,10 @@ The comparison is per (watchlist, rule, story):
 ``new`` and ``same`` are reported per archived item (syndicated copies of one
 story each get a line, with the same story); ``gone`` once per story, with
 the item that was alerted. A story's id is the one recorded with its alert
-when there was one, else ``worker.stories.storyid.story_id``.
+when there was one, else the story the item was grouped into (recorded in Redis for
+the stories window, ``worker.stories.store.recorded``), else
+``worker.stories.storyid.story_id`` (its link): so a copy folded into an alerted
+story counts as ``same``, not ``new``.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from worker.config import Config
 from worker.core.archive import Extent, extent, sent_since
 from worker.model import Item
 from worker.service.backtest_match import Hit, Selection, build_engine, matched
+from worker.stories.store import recorded
 from worker.stories.storyid import story_id
 
 #: change values, in report order.
@@ -116,12 +120,15 @@ class Backtest:
         """Yield a new or same line per (rule, item) the config matches now."""
         done: set[tuple[str, str, str]] = set()
         for hits in batches:
+            grouped = recorded(self.client, [h.item for h in hits])
             for hit in hits:
                 key = (hit.item.id, hit.watchlist, hit.rule)
                 if key in done:  # archived twice (a feed primed again): once is enough
                     continue
                 done.add(key)
-                story = self.stories.get(hit.item.id) or story_id(hit.item)
+                story = (
+                    self.stories.get(hit.item.id) or grouped.get(hit.item.id) or story_id(hit.item)
+                )
                 change = "same" if (hit.watchlist, hit.rule, story) in self.then else "new"
                 yield Line(hit.watchlist, hit.rule, change, story, hit.item)
 

@@ -70,7 +70,7 @@ def _example(config: Config, line: Line) -> list[str]:
         f"      {item.link}",
     ]
     marks = highlighted(config, line.watchlist, line.rule, item) if line.change != "gone" else ()
-    alert = Alert(line.watchlist, line.watchlist, line.rule, item, marks)
+    alert = Alert(line.watchlist, line.watchlist, (line.rule,), item, marks)
     out += [f"      {name}: {text}" for name, text in snippets(alert, "text", limit=2)]
     terms = dict.fromkeys(f"{h.text!r} ({h.field})" for h in marks)
     if terms:

@@ -23,6 +23,7 @@ from worker.core import keys
 from worker.core.metrics import COUNTERS, HEARTBEAT_MAX_AGE, LATENCY_BUCKETS, heartbeats, read
 from worker.poll import websub
 from worker.poll.cadence import Rate
+from worker.poll.state import FeedState
 
 log = logging.getLogger("newsalert.metrics")
 
@@ -73,10 +74,11 @@ class RedisCollector:
             "Each feed's estimated new items per hour.",
             labels=["feed"],
         )
-        for fid, state in zip(ids, states, strict=True):
-            if b"poll_interval" in state:
-                every.add_metric([fid], float(state[b"poll_interval"]))
-            if b"rate_since" in state:
+        for fid, raw in zip(ids, states, strict=True):
+            state = FeedState.read(raw)
+            if state.poll_interval is not None:
+                every.add_metric([fid], state.poll_interval)
+            if state.rate_since is not None:
                 rate.add_metric([fid], Rate.from_state(state, now).per_hour(now))
         pushed = GaugeMetricFamily(
             "newsalert_websub_last_push_timestamp_seconds",
@@ -184,7 +186,7 @@ def serve(
 ) -> ThreadingHTTPServer:
     """Serve ``/metrics``, ``/healthz`` and ``/websub/…`` on 0.0.0.0:``port`` from a daemon thread."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector)  # type: ignore[arg-type]
+    registry.register(collector)
 
     handler = type(
         "Handler", (_Handler,), {"client": client, "registry": registry, "roles": tuple(roles)}

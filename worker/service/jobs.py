@@ -24,7 +24,7 @@ from worker.deliver.mute import muted_alerts
 from worker.deliver.render import excerpt_article, render
 from worker.deliver.send import default_format, deliver_once
 from worker.errors import DeliveryError
-from worker.model import Alert, Item, Match
+from worker.model import Alert, Delivery, Item, Match
 from worker.service.app import current_app
 from worker.service.gate import route
 from worker.service.queue import enqueue_delivery, enqueue_flush, recheck_delivery, retries_left
@@ -44,7 +44,7 @@ def _alerts(item: Item, matches: list[Match], names: dict[str, str]) -> list[Ale
             Alert(
                 watchlist=wid,
                 watchlist_name=names.get(wid, wid),
-                rule=", ".join(m.rule for m in ms),
+                rules=tuple(m.rule for m in ms),
                 item=item,
                 highlights=highlights,
             )
@@ -76,7 +76,7 @@ def _queue_alert(
     if not grouped:  # grouped stories record their outlets themselves (worker.stories.store)
         client.sadd(keys.story_feeds(story), alert.item.feed)
         client.expire(keys.story_feeds(story), keys.STORY_FEEDS_TTL)
-    for rule in alert.rule.split(", "):
+    for rule in alert.rules:
         incr(client, "matches", alert.watchlist, rule)
         incr_hourly(client, "matches", alert.watchlist, rule)
     incr(client, "stories", alert.watchlist, "opened" if opened else "folded")
@@ -87,18 +87,12 @@ def _queue_alert(
             continue  # a copy of a story already alerted: recorded on the story, not sent
         # A copy of a story whose alert is not sent yet queues it again (the ledger and
         # the job id keep it to one): the story alerts even if its opener's job was lost.
-        payload = {
-            "delivery": delivery,
-            "destination": dest,
-            "story": story,
-            "alert": alert.to_dict(),
-            "urgent": bool(wl and wl.urgent),
-        }
-        queued += bool(enqueue_delivery(client, delivery, payload))
+        job = Delivery(delivery, dest, alert, urgent=bool(wl and wl.urgent), story=story)
+        queued += bool(enqueue_delivery(client, delivery, job.to_dict()))
     log.info(
         "match: watchlist %s rule %s on %r (%s), story %s",
         alert.watchlist,
-        alert.rule,
+        ", ".join(alert.rules),
         alert.item.title[:80],
         alert.item.feed,
         story,
@@ -144,58 +138,62 @@ def match_batch(item_ids: list[str], version: str) -> dict[str, int]:
     return counts
 
 
-def dead_letter(payload: dict[str, Any], reason: str) -> None:
+def dead_letter(job: Delivery, reason: str) -> None:
     """Keep a delivery that failed for good, with its reason, for ``newsalert replay``."""
     app = current_app()
-    deliver_.dead_letter(app.redis, app.config(), payload, reason)
+    deliver_.dead_letter(app.redis, app.config(), job, reason)
 
 
 def deliver(payload: dict[str, Any]) -> str:
-    """Send one alert to one destination at most once, directly or through its outbox."""
+    """Send a ``Delivery.to_dict()`` (or an older payload) at most once, directly or via its outbox.
+
+    A payload with ``notice`` (the volume guard's) is an ops notice, not an alert.
+    """
     app = current_app()
     client = app.redis
     config = app.config()
     name = payload["destination"]
     dest = config.destinations.get(name)
-    if dest is None:
-        dead_letter(payload, f"destination {name} is no longer configured")
-        return "dead"
     if "notice" in payload:
         return _notice(client, dest, payload)
-    dropped = _dropped(client, config, payload)
+    job = Delivery.from_dict(payload)
+    if dest is None:
+        dead_letter(job, f"destination {name} is no longer configured")
+        return "dead"
+    dropped = _dropped(client, config, job)
     if dropped:
         return dropped
     if outbox.uses_outbox(dest):
-        if deliver_.was_sent(client, payload["delivery"]):
+        if deliver_.was_sent(client, job.id):
             incr(client, "deliveries", name, "duplicate")
             return "duplicate"
-        outbox.add(client, name, payload, time.time())
+        outbox.add(client, name, job, time.time())
         incr(client, "deliveries", name, "queued")
         outbox.flush(client, config, name, enqueue_flush=enqueue_flush)
         return "queued"
-    alert = outbox.with_also_in(client, Alert.from_dict(payload["alert"]))
+    alert = outbox.with_also_in(client, job.alert)
     fmt = dest.format or default_format(dest.url)
     title, body = render(alert, fmt, dest.template)
     try:
-        sent = deliver_once(client, payload["delivery"], dest, title, body, fmt)
+        sent = deliver_once(client, job.id, dest, title, body, fmt)
     except deliver_.InFlight:
         # Another worker holds the claim. If it dies mid-send the claim expires after
         # CLAIM_TTL: look again then, without spending this job's retries on waiting.
-        ttl = client.ttl(keys.ledger(payload["delivery"]))
-        recheck_delivery(client, payload["delivery"], payload, (ttl if ttl > 0 else 1) + 1)
+        ttl = client.ttl(keys.ledger(job.id))
+        recheck_delivery(client, job.id, job.to_dict(), (ttl if ttl > 0 else 1) + 1)
         return "in flight"
     except DeliveryError as exc:
-        deliver_.record_failure(client, name, str(exc))
+        deliver_.record_failure(client, name, str(exc), secrets=dest.secrets)
         if retries_left() > 0:
             log.warning("%s (will retry)", exc, extra={"destination": name})
             raise
-        dead_letter(payload, str(exc))
+        dead_letter(job, str(exc))
         return "dead"
     if sent:
         deliver_.record_ok(client, name)
         observe_latency(client, time.time() - (alert.item.seen_at or time.time()))
         with client.pipeline(transaction=False) as pipe:
-            record_sent(pipe, [payload], config.archive, time.time())
+            record_sent(pipe, [job.to_dict()], config.archive, time.time())
             pipe.execute()
     incr(client, "deliveries", name, "sent" if sent else "duplicate")
     log.info(
@@ -208,12 +206,12 @@ def deliver(payload: dict[str, Any]) -> str:
     return "sent" if sent else "duplicate"
 
 
-def _dropped(client: Any, config: Any, payload: dict[str, Any]) -> str | None:
+def _dropped(client: Any, config: Any, job: Delivery) -> str | None:
     """Return why an alert must not go (its watchlist was removed, or it is muted), else None."""
-    name, watchlist = payload["destination"], payload["alert"]["watchlist"]
+    name, watchlist = job.destination, job.alert.watchlist
     if config.watchlist(watchlist) is None:
         outcome, why = "cancelled", f"watchlist {watchlist} was removed: alert cancelled"
-    elif muted_alerts(client, [payload["alert"]])[0]:
+    elif muted_alerts(client, [job.alert.to_dict()])[0]:
         outcome, why = "muted", f"watchlist {watchlist} is muted: alert dropped"
     else:
         return None
@@ -221,15 +219,21 @@ def _dropped(client: Any, config: Any, payload: dict[str, Any]) -> str | None:
     log.info(
         "%s: %s",
         why,
-        payload["alert"]["item"]["title"][:80],
+        job.alert.item.title[:80],
         extra={"destination": name, "watchlist": watchlist},
     )
     return outcome
 
 
 def _notice(client: Any, dest: Any, payload: dict[str, Any]) -> str:
-    """Send an ops notice (volume guard) at most once: no outbox, mute or rate limit."""
+    """Send an ops notice (volume guard) at most once: no outbox, mute or rate limit.
+
+    A notice is never dead-lettered (that could loop between failing destinations).
+    """
     notice = payload["notice"]
+    if dest is None:
+        log.error("notice to %s not sent: no such destination", payload["destination"])
+        return "dead"
     try:
         sent = deliver_once(
             client, payload["delivery"], dest, notice["title"], notice["body"], "text"
@@ -237,7 +241,7 @@ def _notice(client: Any, dest: Any, payload: dict[str, Any]) -> str:
     except deliver_.InFlight:
         return "in flight"
     except DeliveryError as exc:
-        deliver_.record_failure(client, dest.name, str(exc))
+        deliver_.record_failure(client, dest.name, str(exc), secrets=dest.secrets)
         if retries_left() > 0:
             raise
         log.error("notice to %s not sent: %s", dest.name, exc, extra={"destination": dest.name})

@@ -13,10 +13,9 @@ import time
 
 from worker.core import keys
 from worker.core.logs import progress
+from worker.model import Delivery
 from worker.service.app import App
 from worker.service.queue import enqueue_delivery
-
-PAYLOAD_KEYS = ("delivery", "destination", "alert", "urgent")
 
 
 def replay_dead_letters(
@@ -33,10 +32,10 @@ def replay_dead_letters(
         if cutoff and float(letter.get("failed_at", 0)) < cutoff:
             continue
         # LREM first: of two replays racing over one letter, only one queues it.
-        if not client.lrem(keys.DEAD_LETTERS, 1, raw):  # type: ignore[arg-type]
+        if not client.lrem(keys.DEAD_LETTERS, 1, raw):
             continue
-        payload = {k: letter[k] for k in PAYLOAD_KEYS if k in letter}
-        client.hdel(keys.destination_health(payload["destination"]), "retry_at")
-        enqueue_delivery(client, payload["delivery"], payload)
+        job = Delivery.from_dict(letter)  # without the letter's reason and failed_at
+        client.hdel(keys.destination_health(job.destination), "retry_at")
+        enqueue_delivery(client, job.id, job.to_dict())
         count += 1
     return count

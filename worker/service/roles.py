@@ -31,7 +31,7 @@ from worker.service.queue import (
 )
 
 if TYPE_CHECKING:
-    from worker.poll.poller import PollOutcome
+    from worker.poll.outcome import PollOutcome
 
 log = logging.getLogger("newsalert.run")
 
@@ -87,7 +87,8 @@ def serve_metrics(app: App, port: int | None, roles: tuple[str, ...]) -> None:
 
 def poll_once(app: App) -> list[PollOutcome]:
     """Poll every feed once and queue what is new."""
-    from worker.poll.poller import Poller, summarise_first_polls
+    from worker.poll.outcome import summarise_first_polls
+    from worker.poll.poller import Poller
 
     outcomes = asyncio.run(Poller(app.redis, app.config(), enqueue=enqueue_match).poll_all())
     summarise_first_polls(outcomes)

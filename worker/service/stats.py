@@ -7,25 +7,16 @@ from typing import Any
 
 from worker.core import keys
 from worker.core.metrics import HEARTBEAT_MAX_AGE, heartbeats, read, read_last_day, summary
+from worker.core.redact import redact_data
 from worker.deliver.send import health as destination_health
 from worker.poll import seen, websub
 from worker.poll.cadence import Rate
 from worker.poll.fulltext import backed_off_hosts
+from worker.poll.state import FeedState
 from worker.service.app import App
 from worker.service.queue import depths
 from worker.service.safety import collect_safety, render_safety
 from worker.stories.store import top_stories
-
-
-def _decode(mapping: dict[bytes, bytes]) -> dict[str, str]:
-    return {k.decode(): v.decode(errors="replace") for k, v in mapping.items()}
-
-
-def _num(state: dict[str, str], name: str) -> float | None:
-    try:
-        return float(state[name])
-    except (KeyError, ValueError):
-        return None
 
 
 def _cost(fetches: dict[tuple[str, ...], int], feed_id: str, hours: float) -> dict[str, Any]:
@@ -45,34 +36,32 @@ def feed_health(client: Any, feeds: Any, now: float | None = None) -> list[dict[
     pushes = websub.records(client)
     rows = []
     for feed in feeds:
-        raw = client.hgetall(keys.feed_state(feed.id))
-        state = _decode(raw)
-        primed_at, items_new = _num(state, "primed_at"), int(state.get("items_new", 0))
+        state = FeedState.load(client, feed.id)
         # Over less than a day the rate is extrapolated; an hour is the least we trust.
-        days = max((now - primed_at) / 86400, 1 / 24) if primed_at else None
-        interval = _num(state, "poll_interval") or feed.interval or feed.max_interval
-        per_hour = Rate.from_state(raw, now).per_hour(now) if b"rate_since" in raw else None
-        last_ok = _num(state, "last_ok")
+        days = max((now - state.primed_at) / 86400, 1 / 24) if state.primed_at else None
+        interval = state.poll_interval or feed.interval or feed.max_interval
+        per_hour = None if state.rate_since is None else Rate.from_state(state, now).per_hour(now)
+        last_ok = state.last_ok
         rows.append(
             {
                 "id": feed.id,
-                "disabled": state.get("disabled"),
-                "failures": int(state.get("failures", 0)),
-                "status": state.get("status"),
+                "disabled": state.disabled or None,
+                "failures": state.failures,
+                "status": None if state.status is None else str(state.status),
                 "last_ok": last_ok,
-                "last_error": state.get("last_error"),
-                "last_reason": state.get("last_reason"),
-                "last_error_at": _num(state, "last_error_at"),
-                "items_new": items_new,
-                "items_per_day": round(items_new / days, 1) if days else None,
+                "last_error": state.last_error or None,
+                "last_reason": state.last_reason and state.last_reason.value,
+                "last_error_at": state.last_error_at,
+                "items_new": state.items_new,
+                "items_per_day": round(state.items_new / days, 1) if days else None,
                 "interval": interval,
                 "auto": feed.interval is None,
                 "items_per_hour": None if per_hour is None else round(per_hour, 2),
                 **_cost(fetches, feed.id, min(days * 24, 24.0) if days else 1.0),
                 "websub": websub.describe(pushes[feed.id]) if feed.id in pushes else None,
                 "stale": last_ok is not None and now - last_ok > 3 * interval + 60,
-                "overflow": "overflow_warned" in state,
-                "identity": state.get("identity", "guid"),
+                "overflow": state.overflow_warned is not None,
+                "identity": state.identity,
                 # Entries, not items: an item with a GUID and a link is remembered by both.
                 "seen": client.strlen(keys.seen_packed(feed.id)) // seen.RECORD,
             }
@@ -164,7 +153,7 @@ def collect(app: App) -> dict[str, Any]:
     day = read_last_day(client, "matches")
     ranked = sorted(day.items(), key=lambda kv: (-kv[1], kv[0]))
     rules = [{"watchlist": w, "rule": r, "matches": n} for (w, r), n in ranked]
-    return {
+    figures = {
         "config_version": config.version,
         "live_version": (client.get(keys.CONFIG_VERSION) or b"").decode() or None,
         "config_reload_errors": sum(read(client, "config_reload_errors").values()),
@@ -195,6 +184,8 @@ def collect(app: App) -> dict[str, Any]:
         },
         **collect_safety(client),
     }
+    # Errors were masked when written; mask again in case an older version wrote them.
+    return dict(redact_data(figures, config.secrets()))
 
 
 def _by_first(counts: dict[tuple[str, ...], int]) -> dict[str, dict[str, int]]:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import redis
 
+from worker.core.retry import backoff
 from worker.service.app import App
 from worker.service.roles import serve_metrics
 from worker.service.status import Status
@@ -55,7 +56,7 @@ class Child:
         if self.proc is not None and self.proc.poll() is not None:
             code = self.proc.returncode
             self.restarts = 0 if now - self.started > 60 else self.restarts + 1
-            delay = min(2**self.restarts, 60)
+            delay = backoff(1, self.restarts + 1, 60)
             log.error("%s exited with code %s; restarting in %ds", self.name, code, delay)
             self.proc, self.next_start = None, now + delay
         if self.proc is None and now >= self.next_start:

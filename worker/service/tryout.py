@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from worker.core.logs import progress
-from worker.errors import FeedError
+from worker.errors import FailureReason, FeedError
 
 if TYPE_CHECKING:
     from worker.config import Config
@@ -43,7 +43,7 @@ def read_source(app: App, source: str) -> ParsedFeed:
     if path.is_file():
         return parse_feed(path.read_bytes(), feed_id=path.stem, url=path.resolve().as_uri())
     if "://" not in source:
-        raise FeedError(f"{source}: no such file, and not a URL", reason="scheme")
+        raise FeedError(f"{source}: no such file, and not a URL", reason=FailureReason.SCHEME)
     from worker.poll.fetch import FetchLimits, fetch_once
 
     config = app.config()
@@ -107,7 +107,9 @@ def feeds_to_try(
             say(f"warning: {name}: {feed.warning}")
         yield feed
     if failed:
-        raise FeedError(f"{failed} of {len(app.config().feeds)} feeds failed", reason="some")
+        raise FeedError(
+            f"{failed} of {len(app.config().feeds)} feeds failed", reason=FailureReason.SOME
+        )
 
 
 def write_hits(
@@ -158,6 +160,6 @@ def write_stories(stories: RunStories, out: IO[str]) -> None:
                 f"● {match.watchlist} / {match.rule}{mark}: {item.title}\n"
                 f"  {item.link}  ({item.feed})\n"
             )
-            alert = Alert(match.watchlist, match.watchlist, match.rule, item, match.highlights)
+            alert = Alert(match.watchlist, match.watchlist, (match.rule,), item, match.highlights)
             for field, text in snippets(alert, "text"):
                 out.write(f"    {field}: {text}\n")

@@ -161,7 +161,7 @@ def idf_from(df: Mapping[str, int] | Callable[[str], int], docs: int) -> Idf:
     get = df.get if isinstance(df, Mapping) else df
 
     def idf(term: str) -> float:
-        n = get(term) or 0  # type: ignore[operator]
+        n = get(term) or 0
         return math.log((docs + 2) / (n + 1))
 
     return idf

@@ -250,6 +250,12 @@ def _close_oldest(pipe: Any, client: redis.Redis, window: float, now: float, add
             pipe.zrem(keys.STORIES_OUTLETS, s)
 
 
+def recorded(client: redis.Redis, items: Sequence[Item]) -> dict[str, str]:
+    """Return the story each item was grouped into while its record lasts, by item id (read-only)."""
+    raw = client.mget([keys.story_of(link_key(i)) for i in items]) if items else []
+    return {i.id: _text(v).split(" ")[0] for i, v in zip(items, raw, strict=True) if v is not None}
+
+
 def _known(
     client: redis.Redis, items: Sequence[Item], window: float, now: float
 ) -> dict[str, Assignment]:
