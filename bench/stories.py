@@ -26,7 +26,10 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -219,15 +222,22 @@ def main() -> None:
     ap.add_argument("--open", type=int, default=50_000)
     ap.add_argument("--items", type=int, default=2_000)
     args = ap.parse_args()
+    print(json.dumps(bench_labelled()), flush=True)
+    with bench_redis() as client:
+        print(json.dumps(bench_open(client, args.open, args.items)), flush=True)
+
+
+@contextmanager
+def bench_redis() -> Iterator[Any]:
+    """Yield a client of ``REDIS_URL``'s Redis, else of an embedded one; flush it after."""
     from worker.core.store import EmbeddedRedis, connect
 
-    print(json.dumps(bench_labelled()), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         url = os.environ.get("REDIS_URL")
         embedded = None if url else EmbeddedRedis(Path(tmp) / "redis")
         try:
             client = connect(url or embedded.start())  # type: ignore[union-attr]
-            print(json.dumps(bench_open(client, args.open, args.items)), flush=True)
+            yield client
             client.flushdb()
         finally:
             if embedded:

@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent / "tests"), str(HERE.parent)]
 
+from stories import bench_redis
 from storyclusters import CLUSTER_FILES, background, clusters, stream
 
 FEEDS = HERE.parents[1] / "shared" / "corpus" / "feeds"
@@ -59,24 +58,13 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5, help="arrival orders per file")
     ap.add_argument("--no-background", action="store_true", help="only the labelled headlines")
     args = ap.parse_args()
-    from worker.core.store import EmbeddedRedis, connect
-
     if not FEEDS.exists():
         sys.exit(f"shared corpus not found: {FEEDS}")
     extra = [] if args.no_background else background(FEEDS)
-    with tempfile.TemporaryDirectory() as tmp:
-        url = os.environ.get("REDIS_URL")
-        embedded = None if url else EmbeddedRedis(Path(tmp) / "redis")
-        try:
-            client = connect(url or embedded.start())  # type: ignore[union-attr]
-            for name in CLUSTER_FILES:
-                groups = clusters(FEEDS / name)
-                row = measure(client, name, groups, extra, range(1, args.seeds + 1))
-                print(json.dumps(row), flush=True)
-            client.flushdb()
-        finally:
-            if embedded:
-                embedded.stop()
+    with bench_redis() as client:
+        for name in CLUSTER_FILES:
+            row = measure(client, name, clusters(FEEDS / name), extra, range(1, args.seeds + 1))
+            print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":
