@@ -31,10 +31,10 @@ from worker.model import Item
 from worker.poll.fetch import Fetcher, FetchLimits
 from worker.poll.fulltext import (
     Articles,
-    backed_off_hosts,
     extract_text,
     wants_article,
 )
+from worker.poll.hosts import backed_off_hosts
 
 ARTICLES = Path(__file__).parent / "fixtures" / "articles"
 OWN = "pyongyang-soldier-full.txt"

@@ -54,13 +54,13 @@ from worker.core import keys
 from worker.core.archive import record_sent
 from worker.core.locks import hold
 from worker.core.metrics import incr, observe_latency
+from worker.core.replies import text
 from worker.core.retry import delivery_retry_intervals
 from worker.deliver.mute import muted_alerts
 from worker.deliver.pacing import Entry, Plan, plan, uses_outbox
 from worker.deliver.ratelimit import take
 from worker.deliver.render import render, render_digest
 from worker.deliver.send import (
-    _text,
     claim_many,
     dead_letter,
     default_format,
@@ -160,7 +160,7 @@ def _forget(pipe: Any, destination: str, deliveries: list[str]) -> None:
 def with_also_in(client: redis.Redis, alert: Alert) -> Alert:
     """Return ``alert`` with the other feeds its story arrived from ("also in")."""
     story = story_id(alert.item)
-    others = sorted(_text(f) for f in client.smembers(keys.story_feeds(story)))
+    others = sorted(text(f) for f in client.smembers(keys.story_feeds(story)))
     return replace(alert, also_in=tuple(f for f in others if f != alert.item.feed))
 
 
@@ -349,7 +349,7 @@ def flush_due(
 ) -> int:
     """Flush every destination whose wake-up time has come; return how many messages went out."""
     now = clock()
-    names = {_text(n) for n in client.eval(_TAKE_DUE, 1, keys.FLUSH_DUE, repr(now))}
+    names = {text(n) for n in client.eval(_TAKE_DUE, 1, keys.FLUSH_DUE, repr(now))}
     # An outbox with alerts but no wake-up (a crash between add and schedule) is due too.
     for name, dest in config.destinations.items():
         if (

@@ -48,6 +48,7 @@ from worker.config import Config, Destination
 from worker.core import keys
 from worker.core.metrics import incr
 from worker.core.redact import redact_text
+from worker.deliver.health import FAILING_AFTER
 from worker.errors import DeliveryError
 from worker.model import Delivery
 
@@ -88,10 +89,6 @@ return out
 
 class InFlight(DeliveryError):
     """Raised when another worker holds the claim on a delivery (it owns the outcome)."""
-
-
-#: Consecutive failures after which a destination is reported as failing.
-FAILING_AFTER = 3
 
 
 # apprise's decorator is unannotated.
@@ -245,23 +242,6 @@ def record_failure(
             extra={"destination": name},
         )
     return failures
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def health(client: redis.Redis, name: str) -> dict[str, Any]:
-    """Return a destination's health figures for ``stats``."""
-    raw = {_text(k): _text(v) for k, v in client.hgetall(keys.destination_health(name)).items()}
-    failures = int(raw.get("failures", 0))
-    return {
-        "consecutive_failures": failures,
-        "failing": failures >= FAILING_AFTER,
-        "last_error": raw.get("last_error"),
-        "last_ok": float(raw["last_ok"]) if "last_ok" in raw else None,
-        "waiting": client.zcard(keys.outbox(name)),
-    }
 
 
 # -- dead letters ------------------------------------------------------------

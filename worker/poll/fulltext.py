@@ -51,7 +51,6 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
 
 import redis
 
@@ -67,7 +66,7 @@ from worker.poll.fetch import Fetcher, FetchHTTPError
 from worker.poll.identity import canonical_url
 from worker.poll.robots import DISALLOW_ALL, Robots, origin_of
 
-__all__ = ["Articles", "backed_off_hosts", "extract_text", "looks_paywalled", "wants_article"]
+__all__ = ["Articles", "extract_text", "looks_paywalled", "wants_article"]
 
 log = logging.getLogger("newsalert.article")
 
@@ -293,21 +292,3 @@ class Articles:
             reason,
             extra={"host": origin},
         )
-
-
-def backed_off_hosts(client: redis.Redis) -> list[dict[str, Any]]:
-    """Return the hosts whose articles are not fetched now, with why and until when."""
-    now = time.time()
-    client.zremrangebyscore(keys.HOSTS_BACKED_OFF, "-inf", now)
-    rows = []
-    entries: list[tuple[bytes, float]] = client.zrange(
-        keys.HOSTS_BACKED_OFF, 0, -1, withscores=True
-    )
-    for raw, until in entries:
-        origin = raw.decode()
-        reason = client.get(keys.host_backoff(origin))
-        if reason is not None:
-            rows.append(
-                {"host": origin, "reason": reason.decode(errors="replace"), "until": float(until)}
-            )
-    return rows

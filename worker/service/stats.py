@@ -8,10 +8,10 @@ from typing import Any
 from worker.core import keys
 from worker.core.metrics import HEARTBEAT_MAX_AGE, heartbeats, read, read_last_day, summary
 from worker.core.redact import redact_data
-from worker.deliver.send import health as destination_health
+from worker.deliver.health import health as destination_health
 from worker.poll import seen, websub
 from worker.poll.cadence import Rate
-from worker.poll.fulltext import backed_off_hosts
+from worker.poll.hosts import backed_off_hosts
 from worker.poll.state import FeedState
 from worker.service.app import App
 from worker.service.queue import depths

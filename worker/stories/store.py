@@ -30,6 +30,7 @@ from typing import Any
 import redis
 
 from worker.core import keys
+from worker.core.replies import text
 from worker.model import Item
 from worker.stories.features import (
     MAX_TERMS,
@@ -125,10 +126,6 @@ redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
 """
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def _slot(term: str) -> int:
     return term_hash(term) % keys.STORY_DF_SLOTS
 
@@ -158,7 +155,7 @@ class _Batch:
         terms = [keys.story_postings(h) for hs in probes for h in hs]
         args = [self.now - self.window, PER_TERM, SHORTLIST, *(len(hs) for hs in probes)]
         found = self.client.eval(_SHORTLIST, len(terms), *terms, *args)
-        ids_per_item = [[_text(s) for s in ids] for ids in found]
+        ids_per_item = [[text(s) for s in ids] for ids in found]
         self.load({s for ids in ids_per_item for s in ids} - set(self.local))
         return [[self.local[s] for s in ids if s in self.local] for ids in ids_per_item]
 
@@ -172,7 +169,7 @@ class _Batch:
                 continue  # closed
             story = unpack_record(s, record)
             if self.now - story.opened <= self.window:
-                story.feeds |= {_text(f) for f in feeds}
+                story.feeds |= {text(f) for f in feeds}
                 self.local[s] = story
 
     def write(self, pipe: Any, item: Item, a: Assignment, variant_terms: Features | None) -> None:
@@ -206,9 +203,9 @@ def pack_record(story: OpenStory, feed: str) -> bytes:
 
     Variants (a count byte and terms each) are appended as copies join.
     """
-    text = f"{feed}\0{story.title[:80]}".encode()
+    head = f"{feed}\0{story.title[:80]}".encode()
     return (
-        _HEAD.pack(story.opened, len(text), len(story.features.full)) + text + story.features.pack()
+        _HEAD.pack(story.opened, len(head), len(story.features.full)) + head + story.features.pack()
     )
 
 
@@ -245,7 +242,7 @@ def _close_oldest(pipe: Any, client: redis.Redis, window: float, now: float, add
     over = client.zcard(keys.STORIES_OPEN) - len(closed) + adding - keys.STORIES_MAX
     if over > 0:
         for s in client.zrange(keys.STORIES_OPEN, 0, over - 1):
-            pipe.delete(keys.story_record(_text(s)))
+            pipe.delete(keys.story_record(text(s)))
             pipe.zrem(keys.STORIES_OPEN, s)
             pipe.zrem(keys.STORIES_OUTLETS, s)
 
@@ -253,7 +250,7 @@ def _close_oldest(pipe: Any, client: redis.Redis, window: float, now: float, add
 def recorded(client: redis.Redis, items: Sequence[Item]) -> dict[str, str]:
     """Return the story each item was grouped into while its record lasts, by item id (read-only)."""
     raw = client.mget([keys.story_of(link_key(i)) for i in items]) if items else []
-    return {i.id: _text(v).split(" ")[0] for i, v in zip(items, raw, strict=True) if v is not None}
+    return {i.id: text(v).split(" ")[0] for i, v in zip(items, raw, strict=True) if v is not None}
 
 
 def _known(
@@ -264,7 +261,7 @@ def _known(
     for item, value in zip(items, raw, strict=True):
         if value is None:
             continue
-        story, opened, at = _text(value).split(" ")
+        story, opened, at = text(value).split(" ")
         if now - float(opened) <= window:
             out[item.id] = Assignment(story, False, at=float(at), opened_at=float(opened))
     return out
@@ -333,7 +330,7 @@ def _decide(
 
 def top_stories(client: redis.Redis, since: float, limit: int = 10) -> list[dict[str, Any]]:
     """Return the open stories opened since ``since`` carried by the most feeds, most first."""
-    ranked = [_text(s) for s in client.zrevrange(keys.STORIES_OUTLETS, 0, 4 * limit - 1)]
+    ranked = [text(s) for s in client.zrevrange(keys.STORIES_OUTLETS, 0, 4 * limit - 1)]
     if not ranked:
         return []
     with client.pipeline(transaction=False) as pipe:
@@ -346,7 +343,7 @@ def top_stories(client: redis.Redis, since: float, limit: int = 10) -> list[dict
         record, feeds = raw[2 * i], raw[2 * i + 1]
         if record is not None:
             story = unpack_record(s, record)
-            story.feeds |= {_text(f) for f in feeds}
+            story.feeds |= {text(f) for f in feeds}
             rows.append(story)
     rows = sorted((r for r in rows if r.opened >= since), key=lambda r: (-len(r.feeds), -r.opened))
     return [
