@@ -290,7 +290,7 @@ def main() -> None:
     write_config(tmp / "config", urls, rules, receiver.url, args.interval, args.archive)
     (tmp / "rules.json").write_text(json.dumps(rules))
     var = tmp / "var"
-    embedded = EmbeddedRedis(var)
+    embedded = EmbeddedRedis(var, lasting=True)  # lasting: the `run` below must not take it over
     embedded.start()  # ours, so its memory can be read before newsalert writes anything
     client = redis.Redis(unix_socket_path=str(embedded.socket))
     base_mem = int(client.info("memory")["used_memory"])
