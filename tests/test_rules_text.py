@@ -175,3 +175,13 @@ def test_cjk_punctuation_only_separates() -> None:
 )
 def test_spaceless_pieces_equal_tokenize(text: str) -> None:
     _check_field(text)
+
+
+LATIN = st.sampled_from([chr(c) for c in range(0x20, 0x250)] + list("\u00a0\u2019\u2014"))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(LATIN, max_size=60))
+def test_latin_fold_path_equals_tokenize(text: str) -> None:
+    """Latin text of every Latin-1 and Latin Extended character: the tokens and offsets of tokenize."""
+    _check_field(text)
