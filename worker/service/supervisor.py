@@ -116,6 +116,16 @@ def supervise(
 ) -> int:
     """Run the poller and workers as child processes until SIGTERM; return the exit code."""
     base = [sys.executable, "-m", "worker.cli", *extra_args]
+    # From the very start: a SIGTERM while the config is checked or Redis starts (or is
+    # adopted) must still stop the embedded Redis on the way out, not kill us outright.
+    stopping = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     # Refuse to start on a config that a reload would refuse. `check` runs in a child that
     # prints any path:line errors and exits: this process never loads config or rules.
     verdict = subprocess.run([*base, "check"], stdout=subprocess.DEVNULL, check=False)
@@ -134,14 +144,6 @@ def supervise(
     children += [Child(f"worker-{i + 1}", [*base, "work"], status.spawn) for i in range(workers)]
     serve_metrics(app, metrics_port, ("poller", "worker") if poller else ("worker",))
     watch = RedisWatch(app.redis, float(os.environ.get("NEWSALERT_REDIS_GRACE", "300")))
-    stopping = False
-
-    def on_signal(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     log.info("newsalert run: %d children (%s)", len(children), ", ".join(c.name for c in children))
     code = 0
     status.start()
