@@ -64,7 +64,7 @@ def stopwords() -> frozenset[str]:
     """Return the stop words of every language ``stop-words`` ships and ``FORMAT_WORDS``, normalised."""
     out: set[str] = set()
     for lang in stop_words.AVAILABLE_LANGUAGES:
-        for w in stop_words.get_stop_words(lang):
+        for w in stop_words.get_stop_words(lang, cache=False):  # its cache would hold 1.3 MB
             out.update(words(w))
     return frozenset(out | set(words(FORMAT_WORDS)))
 
