@@ -267,7 +267,7 @@ def websub(feed_id: str) -> str:
     return f"{PREFIX}websub:{feed_id}"
 
 
-# -- archive, mutes and the volume guard (backtest, issue 16) -----------------
+# -- archive, mutes and the volume guard (backtest, shadow rules) -------------
 
 ARCHIVE = f"{PREFIX}archive"
 """Stream of accepted items, oldest first: one compressed record per item (``worker.core.archive``)."""
