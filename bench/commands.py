@@ -1,4 +1,4 @@
-"""Time one-shot commands on the embedded Redis against an external one (issue 15).
+"""Time one-shot commands on the embedded Redis against an external one.
 
 Run: ``python bench/commands.py [--feeds 200] [--repeat 3] [--source DIR]``.
 

@@ -466,7 +466,7 @@ def run(
     }
 
 
-# -- try --json: the cost of printing hits, next to matching alone (issue 15) ----------
+# -- try --json: the cost of printing hits, next to matching alone ---------------------
 
 
 def try_json(engine: Engine, items: list[dict[str, str]]) -> dict[str, object]:

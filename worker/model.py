@@ -64,7 +64,7 @@ class Highlight:
 
     def to_dict(self) -> dict[str, Any]:
         # Spelled out: ``dataclasses.asdict`` deep-copies and cost as much as matching did
-        # in ``try --json`` (issue 15).
+        # in ``try --json``.
         return {
             "field": self.field,
             "term": self.term,
@@ -107,7 +107,7 @@ def hit_lines(
 
     The item's part is encoded once for all its hits, and one encoder serves every
     line: with thousands of rules an item has dozens of hits, and building each line
-    from scratch cost as much as matching (issue 15).
+    from scratch cost as much as matching.
     """
     encode = _JSON.encode
     head = ""

@@ -117,7 +117,7 @@ def _once(socket_path: Path, timeout: float) -> redis.Redis:
     """Return a client that tries each command once.
 
     redis-py's default retries reconnect after ``SHUTDOWN`` to a server that has
-    already exited, and back off for seconds before giving up (issue 15: 3.6 s at exit).
+    already exited, and back off for seconds before giving up (3.6 s at exit).
     """
     return redis.Redis(
         unix_socket_path=str(socket_path),
