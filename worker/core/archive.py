@@ -33,6 +33,7 @@ from typing import Any
 import redis
 
 from worker.core import keys
+from worker.core.replies import text
 from worker.model import Item, alert_rules
 
 log = logging.getLogger("newsalert.archive")
@@ -92,8 +93,8 @@ return {aged, capped, oldest}
 def pack(item: Item) -> bytes:
     """Return the compressed record of an item's matchable text."""
     row = [getattr(item, name) for name in FIELDS]
-    text = json.dumps(row, ensure_ascii=False, separators=(",", ":"))
-    return zlib.compress(text.encode("utf-8", "surrogatepass"), LEVEL)
+    encoded = json.dumps(row, ensure_ascii=False, separators=(",", ":"))
+    return zlib.compress(encoded.encode("utf-8", "surrogatepass"), LEVEL)
 
 
 def unpack(blob: bytes, seen_at: float | None = None) -> Item:
@@ -104,8 +105,7 @@ def unpack(blob: bytes, seen_at: float | None = None) -> Item:
 
 def entry_time(entry_id: bytes | str) -> float:
     """Return the time (seconds) a stream entry was added, from its id."""
-    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    return int(text.split("-", 1)[0]) / 1000.0
+    return int(text(entry_id).split("-", 1)[0]) / 1000.0
 
 
 class Archive:
