@@ -1,6 +1,6 @@
 """The rule engine: parse watchlist rules, normalise item text, match, highlight, explain.
 
-Modules: ``text`` (HTML → text, normalisation, tokens), ``query`` (parser → tree),
+Modules: ``markup`` (HTML → text), ``text`` (normalisation, tokens), ``query`` (parser → tree),
 ``spec`` (RuleSpec → tree, validation), ``engine`` (index + evaluation),
 ``explain`` (why a rule did or did not fire; builds on ``engine``, never the
 reverse), ``forms`` (dictionary forms of words for ``languages:``).
@@ -8,8 +8,8 @@ reverse), ``forms`` (dictionary forms of words for ``languages:``).
 
 from worker.rules.engine import Engine
 from worker.rules.explain import Explanation, explain, render_explanation
+from worker.rules.markup import html_to_text
 from worker.rules.spec import RuleSpec, validate
-from worker.rules.text import html_to_text
 
 __all__ = [
     "Engine",
