@@ -10,9 +10,11 @@ from hypothesis import strategies as st
 
 from worker.rules import html_to_text
 from worker.rules.text import (
+    ALPHABETS,
     CJK_PUNCT,
     PLAIN_SPACELESS,
     TOKEN_RE,
+    Alphabet,
     Field,
     spread,
     tokenize,
@@ -185,3 +187,23 @@ LATIN = st.sampled_from([chr(c) for c in range(0x20, 0x250)] + list("\u00a0\u201
 def test_latin_fold_path_equals_tokenize(text: str) -> None:
     """Latin text of every Latin-1 and Latin Extended character: the tokens and offsets of tokenize."""
     _check_field(text)
+
+
+@pytest.mark.parametrize(
+    "letters", ALPHABETS, ids=["western", "central", "baltic-turkish", "cyrillic", "greek"]
+)
+def test_alphabet_folds_every_pair_of_its_characters_as_tokenize_does(letters: str) -> None:
+    """One character for one, every pair side by side: the tokens and offsets of tokenize."""
+    chars = Alphabet(letters).decoding
+    assert len(chars) == 256
+    for first in chars:
+        text = "".join(first + second for second in chars)
+        field = Field(text)
+        assert field._alphabet is not None  # the fast path, not the piece cache
+        _check_field(text)
+
+
+def test_text_outside_every_alphabet_takes_the_piece_path() -> None:
+    for text in ("Курск и Łódź", "北朝鮮", "ﬁnal", "e\u0301", "a\u00adb", "½"):
+        assert Field(text)._alphabet is None
+        _check_field(text)

@@ -16,14 +16,18 @@ Decisions:
   index the text the user sees. The canonical form of a field is its tokens
   joined by single spaces with a space at each end; a term matches a field
   exactly when ``" term "`` (or ``" prefix"``) is a substring of it.
-- Speed: ASCII text is folded with C calls only. Other text is cut at white
-  space (no token spans white space) and each piece is normalised once per
-  process and cached: news repeats its words, so most pieces are cache hits.
-  Offsets are only needed for highlights, so they are computed when asked.
+- Speed: text written in one alphabet (ASCII; Western, Central European, Baltic
+  and Turkish Latin; Cyrillic; Greek) is folded with C calls only, one character
+  for one (``Alphabet``), as fast per character as ASCII. Other text (Chinese,
+  Arabic, mixed scripts, rare characters) is cut at white space (no token spans
+  white space) and each piece is normalised once per process and cached: news
+  repeats its words, so most pieces are cache hits. Offsets are only needed for
+  highlights, so they are computed when asked.
 """
 
 from __future__ import annotations
 
+import codecs
 import re
 import sys
 import unicodedata
@@ -79,14 +83,6 @@ _MARKS = _mark_class()
 #: A word: one spaceless-script character, or a run of other letters/digits/marks.
 TOKEN_RE = re.compile(f"[{SPACELESS}]|(?:[^\\W_{SPACELESS}]|[{_MARKS}])+")
 _ASCII_TOKEN_RE = re.compile(r"[A-Za-z0-9]+")
-# ASCII text in one C call: lower-cased, every separator a space, offsets unchanged.
-_ASCII_FOLD = str.maketrans({i: (chr(i).lower() if chr(i).isalnum() else " ") for i in range(128)})
-# Typographic punctuation (curly quotes, dashes, no-break space) is common in English
-# feeds and a separator either way: blank it so such text keeps the fast path.
-_TYPOGRAPHIC = "\u00a0\u00ab\u00bb\u00b7\u2010-\u2027\u2039\u203a"
-_TYPOGRAPHIC_RE = re.compile(f"[{_TYPOGRAPHIC}]")
-# Stops at the first character that is neither ASCII nor typographic (early in Cyrillic text).
-_NOT_PLAIN_RE = re.compile(f"[^\x00-\x7f{_TYPOGRAPHIC}]")
 _RUN_RE = re.compile(r"\S+")
 # After NFKC a token may contain separators (½ → 1⁄2) or fold into spaceless chars.
 _SPLIT_RE = re.compile(f"[{SPACELESS}]|(?:[^\\W_{SPACELESS}]|[{_MARKS}])+")
@@ -200,40 +196,138 @@ def canonical(text: str) -> str:
     return _PIECES.canonical(text)
 
 
+# Separators common in news of every script: no-break space, guillemets, dashes, curly
+# quotes, bullets, and a few symbols. Each alphabet holds them and ASCII.
+_COMMON = (
+    "\u00a0\u00ab\u00bb\u00b7\u00a1\u00bf\u00a7\u00a9\u00ae\u00b0\u00a3\u00b2\u00b3\u00d7"
+    "\u2010\u2011\u2012\u2013\u2014\u2015\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u201f"
+    "\u2020\u2021\u2022\u2026\u2039\u203a\u20ac\u2116\u2122"
+)
+# The letters of each alphabet, at most 128 characters with _COMMON: Western European
+# (Latin-1), Central European (pl cs sk hu hr sl ro), Baltic and Turkish, Cyrillic (ru uk
+# be sr mk bg), Greek.
+ALPHABETS = (
+    "".join(chr(c) for c in range(0xC0, 0x100) if c not in (0xD7, 0xF7)) + "œŒÿŸšŠžŽ",
+    "ąćęłńśźżĄĆĘŁŃŚŹŻčďěňřšťůžČĎĚŇŘŠŤŮŽĺľŕĹĽŔőűŐŰđĐăĂșȘțȚşŞţŢóÓáÁéÉíÍúÚýÝöÖüÜäÄôÔâÂîÎçÇ",
+    "ğĞıİşŞçÇöÖüÜâÂîÎûÛāĀēĒīĪūŪķĶļĻņŅģĢčČšŠžŽąĄęĘėĖįĮųŲõÕäÄéÉ",
+    "".join(map(chr, range(0x410, 0x450))) + "ёЁєЄіІїЇўЎґҐђЂјЈљЉњЊћЋџЏѓќѕ",
+    "".join(chr(c) for c in range(0x386, 0x3CF) if c not in (0x387, 0x38B, 0x38D, 0x3A2)),
+)
+
+
+def _fold_char(char: str) -> str | None:
+    """Return what ``char`` becomes in every context: a space for a separator, else one letter.
+
+    None when it becomes something else: nothing (a mark), several characters, or several
+    tokens (½). ``ß`` and ``ẞ`` become ``ß``, which the canonical form spells ``ss``.
+    """
+    if not TOKEN_RE.fullmatch(char):
+        return " "
+    tokens = normalise_word(char)
+    if tokens == ("ss",):
+        return "ß"
+    return tokens[0] if len(tokens) == 1 and len(tokens[0]) == 1 else None
+
+
+class Alphabet:
+    """Fold text written in one alphabet in a few C passes, one character for one.
+
+    A charmap codec turns each character into a byte (ASCII keeps its code, so white
+    space stays white space), ``bytes.translate`` turns each byte into that of the
+    character it folds to (a separator into a space), and decoding gives text with the
+    same offsets. The canonical form splits and joins the bytes before decoding, which
+    costs less than doing it on text. Text holding a character outside the alphabet
+    raises in the first pass, usually at its first letter.
+    """
+
+    def __init__(self, letters: str) -> None:
+        chars = dict.fromkeys(map(chr, range(128)))  # an ordered set
+        for char in _COMMON + letters:
+            folded = _fold_char(char)
+            if folded is not None:
+                chars.update(dict.fromkeys((char, folded)))
+        if len(chars) > 256:
+            raise ValueError(f"an alphabet holds at most 256 characters, not {len(chars)}")
+        # Private-use characters fill the table; they are separators, as in tokenize().
+        self.decoding = "".join(chars) + "".join(map(chr, range(0xE000, 0xE100 - len(chars))))
+        self.encoding = codecs.charmap_build(self.decoding)
+        self.fold_table = bytes(self.decoding.index(_fold_char(c) or " ") for c in self.decoding)
+        self.sharp_s = "ß" in self.decoding
+
+    def encode(self, text: str) -> bytes | None:
+        """Return ``text`` as bytes of this alphabet, or None if it holds another character."""
+        if text.isascii():
+            return text.encode("ascii")
+        try:
+            return codecs.charmap_encode(text, "strict", self.encoding)[0]
+        except UnicodeEncodeError:
+            return None
+
+    def canonical(self, raw: bytes) -> str:
+        """Return the canonical form of the text encoded as ``raw``."""
+        tokens = b" ".join(raw.translate(self.fold_table).split())
+        text = codecs.charmap_decode(b" " + tokens + b" ", "strict", self.decoding)[0]
+        return text.replace("ß", "ss") if self.sharp_s and "ß" in text else text
+
+    def folded(self, raw: bytes) -> str:
+        """Return the folded text encoded as ``raw``: each token's offsets are the original's."""
+        return codecs.charmap_decode(raw.translate(self.fold_table), "strict", self.decoding)[0]
+
+
+_ALPHABETS = tuple(Alphabet(letters) for letters in ALPHABETS)
+# The first character that tells alphabets apart, and the alphabets that hold each such one:
+# text in a script none holds (Chinese, Arabic) costs one search, not an attempt per alphabet.
+_TELLING_RE = re.compile(f"[^\x00-\x7f{re.escape(_COMMON)}]")
+_HOLDING = {
+    char: tuple(a for a in _ALPHABETS if char in a.decoding)
+    for char in "".join(a.decoding[128:] for a in _ALPHABETS)
+}
+
+
+def _alphabet(text: str) -> tuple[Alphabet, bytes] | tuple[None, None]:
+    """Return the first alphabet that writes ``text``, with ``text`` in its bytes."""
+    if text.isascii():
+        return _ALPHABETS[0], text.encode("ascii")
+    telling = _TELLING_RE.search(text)
+    for alphabet in _HOLDING.get(telling.group(), ()) if telling else _ALPHABETS[:1]:
+        raw = alphabet.encode(text)
+        if raw is not None:
+            return alphabet, raw
+    return None, None
+
+
 def words(text: str) -> list[str]:
     """Return the normalised tokens of ``text``."""
     if text.isascii():
         return _ASCII_TOKEN_RE.findall(text.lower())
-    return tokenize(text)[0]
+    return Field(text).canonical.split()
 
 
 class Field:
     """One text field of an item, normalised once; spans are computed only when asked."""
 
-    __slots__ = ("_folded", "_spans", "canonical", "text")
+    __slots__ = ("_alphabet", "_spans", "canonical", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self._spans: list[tuple[int, int]] | None = None
-        self._folded: str | None
-        if text.isascii() or not _NOT_PLAIN_RE.search(text):
-            plain = text if text.isascii() else _TYPOGRAPHIC_RE.sub(" ", text)
-            self._folded = plain.translate(_ASCII_FOLD)
-            # Fast path, C calls only (a regex tokeniser costs 10x more); spans are
-            # found in the folded text, which has the same offsets, when asked.
-            self.canonical = " " + " ".join(self._folded.split()) + " "
+        alphabet, raw = _alphabet(text)
+        self._alphabet: Alphabet | None = alphabet
+        if alphabet is not None and raw is not None:
+            self.canonical = alphabet.canonical(raw)  # C calls only: the fast path
         else:
-            self._folded = None  # offsets differ after normalisation: tokenise when asked
             self.canonical = canonical(text)
 
     @property
     def spans(self) -> list[tuple[int, int]]:
         """Return the original-text span of each token."""
         if self._spans is None:
-            if self._folded is None:
+            alphabet = self._alphabet
+            if alphabet is None:
                 self._spans = tokenize(self.text)[1]
-            else:
-                self._spans = [m.span() for m in _RUN_RE.finditer(self._folded)]
+            else:  # the folded text keeps the original offsets
+                folded = alphabet.folded(alphabet.encode(self.text) or b"")
+                self._spans = [m.span() for m in _RUN_RE.finditer(folded)]
         return self._spans
 
     def token_index(self, pos: int) -> int:
