@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 import time
 from concurrent.futures.process import BrokenProcessPool
 
@@ -97,3 +99,38 @@ def test_one_pool_serves_successive_event_loops() -> None:
         asyncio.run(later())
     finally:
         pool.close()
+
+
+TRACKER_SCRIPT = """
+import asyncio, os, subprocess, sys, time
+from worker.core.pools import IdlePool
+
+def children():
+    ps = ["ps", "--ppid", str(os.getpid()), "-o", "args", "--no-headers"]
+    return [c for c in subprocess.run(ps, capture_output=True, text=True).stdout.splitlines()
+            if not c.startswith("ps ")]
+
+async def main():
+    pool = IdlePool(2, idle_close=0.3)
+    for _ in range(2):  # twice: the second pool starts a new tracker
+        await pool.run(os.getpid)
+        print("busy", any("resource_tracker" in c for c in children()))
+        deadline = time.monotonic() + 10
+        while children() and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        print("idle", children())
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+def test_the_resource_tracker_stops_with_the_last_idle_pool(tmp_path) -> None:
+    """An idle poller holds no multiprocessing process at all, and nothing leaks or warns."""
+    script = tmp_path / "pools_tracker.py"
+    script.write_text(TRACKER_SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.splitlines() == ["busy True", "idle []"] * 2
+    assert done.stderr == ""  # no "leaked semaphore" warning from the tracker

@@ -18,6 +18,12 @@ Decisions:
   finishes it in the background (the callers' inputs are size-capped).
 - A worker that dies breaks the pool: the tasks in flight raise
   ``BrokenProcessPool`` and the next task starts a new pool.
+- **No resource tracker at idle**: spawn starts multiprocessing's resource
+  tracker, a Python process (13 MB) that unlinks the pool's named semaphores if
+  this process is killed. Once the last pool of the process has stopped there
+  are no semaphores left, so the tracker is stopped too; the next pool starts
+  a new one. That uses ``ResourceTracker._stop``, which CPython's own tests use
+  (3.8 to 3.13); without it the tracker simply stays.
 """
 
 from __future__ import annotations
@@ -25,9 +31,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import multiprocessing
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import resource_tracker
 from typing import Any, Self, TypeVar
 
 __all__ = ["IDLE_CLOSE", "IdlePool"]
@@ -36,6 +44,34 @@ __all__ = ["IDLE_CLOSE", "IdlePool"]
 IDLE_CLOSE = 60.0
 
 T = TypeVar("T")
+
+_open_pools = 0  # process pools of this process not yet fully stopped
+_open_lock = threading.Lock()
+
+
+def _start_executor(workers: int) -> concurrent.futures.ProcessPoolExecutor:
+    global _open_pools
+    with _open_lock:
+        _open_pools += 1
+    return concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn")
+    )
+
+
+def _retire(executor: concurrent.futures.ProcessPoolExecutor) -> None:
+    """Stop ``executor``'s workers and wait; then stop the resource tracker if no pool is left."""
+    global _open_pools
+    executor.shutdown(wait=True, cancel_futures=True)  # drops its queues: their semaphores go
+    with _open_lock:
+        _open_pools -= 1
+        stop = getattr(resource_tracker._resource_tracker, "_stop", None)
+        if _open_pools == 0 and stop is not None:
+            stop()
+
+
+def _retire_later(executor: concurrent.futures.ProcessPoolExecutor) -> None:
+    """Retire ``executor`` in a thread: an event loop must not wait for its workers."""
+    threading.Thread(target=_retire, args=(executor,), name="pool-retire", daemon=True).start()
 
 
 class IdlePool:
@@ -67,15 +103,13 @@ class IdlePool:
             self._closer.cancel()
             self._closer = None
         if self._executor is not None:
-            self._executor.shutdown(wait=wait, cancel_futures=True)
+            (_retire if wait else _retire_later)(self._executor)
             self._executor = None
 
     async def run(self, fn: Callable[..., T], *args: Any, timeout: float | None = None) -> T:
         """Run ``fn(*args)`` in a worker (``fn`` and its arguments must pickle)."""
         if self.workers > 0 and self._executor is None:
-            self._executor = concurrent.futures.ProcessPoolExecutor(
-                self.workers, mp_context=multiprocessing.get_context("spawn")
-            )
+            self._executor = _start_executor(self.workers)
         executor = self._executor  # None: a thread of this process (asyncio's default executor)
         loop = asyncio.get_running_loop()
         self._busy += 1
@@ -84,7 +118,7 @@ class IdlePool:
         except BrokenProcessPool:
             if executor is not None and self._executor is executor:  # the first to notice
                 self._executor = None  # the next task starts a new pool
-                executor.shutdown(wait=False, cancel_futures=True)
+                _retire_later(executor)
             raise
         finally:
             self._busy -= 1
