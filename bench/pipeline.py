@@ -387,6 +387,7 @@ def main() -> None:
             "newsalert_run_tree": round(rss / 2**20, 1),
             "newsalert_run_tree_pss": round(sum(pss(p) for p in tree) / 2**20, 1),
             "processes": len(tree),
+            "per_process": {f"{role(p)}-{p}": round(status(p, "VmRSS") / 2**20, 1) for p in tree},
             "embedded_redis": round(status(pids[1], "VmRSS") / 2**20, 1),
         }
     finally:

@@ -57,8 +57,8 @@ from worker.core.metrics import incr, observe_latency
 from worker.core.replies import text
 from worker.core.retry import delivery_retry_intervals
 from worker.deliver.mute import muted_alerts
-from worker.deliver.pacing import Entry, Plan, plan, uses_outbox
 from worker.deliver.ratelimit import take
+from worker.deliver.release import Entry, Plan, plan, uses_outbox
 from worker.deliver.render import render, render_digest
 from worker.deliver.send import (
     claim_many,
