@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from worker.rules import html_to_text
+from worker.rules.markup import collapse
 from worker.rules.text import (
     ALPHABETS,
     CJK_PUNCT,
@@ -207,3 +208,15 @@ def test_text_outside_every_alphabet_takes_the_piece_path() -> None:
     for text in ("Курск и Łódź", "北朝鮮", "ﬁnal", "e\u0301", "a\u00adb", "½"):
         assert Field(text)._alphabet is None
         _check_field(text)
+
+
+_RUN_OF_SPACES = re.compile(r"[^\S\n]+")
+_RUN_WITH_NEWLINE = re.compile(r" ?\n[\s]*")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(st.sampled_from(list("ab \n\t\r\x0b\x0c\x1c\x85\u00a0\u2028\u3000")), max_size=30))
+def test_collapse_equals_the_regex_definition(text: str) -> None:
+    """Runs of white space become one space, or one line break when they hold one; ends trimmed."""
+    expected = _RUN_WITH_NEWLINE.sub("\n", _RUN_OF_SPACES.sub(" ", text)).strip()
+    assert collapse(text) == expected

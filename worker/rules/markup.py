@@ -8,7 +8,6 @@ to one line break). Attributes are never text.
 from __future__ import annotations
 
 import html
-import re
 from html.parser import HTMLParser
 
 # Elements that end a line or a paragraph when text is extracted.
@@ -55,8 +54,6 @@ _BLOCK = frozenset(
     ]
 )
 _SKIP = frozenset({"script", "style", "template", "noscript", "head", "title"})
-_SPACES = re.compile(r"[^\S\n]+")
-_NEWLINES = re.compile(r" ?\n[\s]*")
 
 
 class _TextExtractor(HTMLParser):
@@ -86,17 +83,20 @@ class _TextExtractor(HTMLParser):
             self.parts.append(data)
 
 
-def _collapse(text: str) -> str:
-    """Collapse runs of spaces to one space and runs of line breaks to one line break."""
-    text = _SPACES.sub(" ", text)
-    return _NEWLINES.sub("\n", text).strip()
+def collapse(text: str) -> str:
+    """Collapse runs of white space to one space, or to one line break if they hold one.
+
+    Blank lines go, and so does white space at either end. ``str.split`` in C: a regex
+    substitution per run of spaces cost 6x more, a sixth of a poller's time.
+    """
+    return "\n".join(filter(None, (" ".join(line.split()) for line in text.split("\n"))))
 
 
 def html_to_text(markup: str) -> str:
     """Return the visible text of an HTML fragment, entities decoded, whitespace collapsed."""
     if "<" not in markup:
-        return _collapse(html.unescape(markup))
+        return collapse(html.unescape(markup))
     parser = _TextExtractor()
     parser.feed(markup)
     parser.close()
-    return _collapse("".join(parser.parts))
+    return collapse("".join(parser.parts))
