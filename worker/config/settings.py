@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import NamedTuple
 
 from worker.config.schedule import DigestSchedule, QuietHours
@@ -120,8 +121,12 @@ class Config:
     #: feeds.yaml ``stories:``, the default of every watchlist.
     stories: StorySettings = StorySettings()
 
+    @cached_property
+    def _feeds_by_id(self) -> dict[str, Feed]:
+        return {f.id: f for f in reversed(self.feeds)}  # the first of a (rejected) duplicate
+
     def feed(self, feed_id: str) -> Feed | None:
-        return next((f for f in self.feeds if f.id == feed_id), None)
+        return self._feeds_by_id.get(feed_id)
 
     def watchlist(self, watchlist_id: str) -> Watchlist | None:
         return next((w for w in self.watchlists if w.id == watchlist_id), None)
