@@ -111,6 +111,12 @@ def write_config(
         (root / "watchlists" / f"w{w}.yaml").write_text("\n".join(lines) + "\n")
 
 
+def cpu_seconds(pid: int) -> float:
+    """Return the CPU time of a process and of its reaped children, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 def status(pid: int, field: str) -> int:
     """Return a /proc/<pid>/status field in bytes (VmRSS, VmHWM), 0 when gone."""
     try:
@@ -387,8 +393,11 @@ def main() -> None:
             "newsalert_run_tree": round(rss / 2**20, 1),
             "newsalert_run_tree_pss": round(sum(pss(p) for p in tree) / 2**20, 1),
             "processes": len(tree),
+            "cpu_s": {f"{role(p)}-{p}": round(cpu_seconds(p), 1) for p in tree},
             "per_process": {f"{role(p)}-{p}": round(status(p, "VmRSS") / 2**20, 1) for p in tree},
             "embedded_redis": round(status(pids[1], "VmRSS") / 2**20, 1),
+            "embedded_redis_cpu_s": round(cpu_seconds(pids[1]), 1),
+            "redis_commands": int(client.info("stats")["total_commands_processed"]),
         }
     finally:
         run.send_signal(signal.SIGTERM)
