@@ -256,8 +256,6 @@ class Alphabet:
 
     def encode(self, text: str) -> bytes | None:
         """Return ``text`` as bytes of this alphabet, or None if it holds another character."""
-        if text.isascii():
-            return text.encode("ascii")
         try:
             return codecs.charmap_encode(text, "strict", self.encoding)[0]
         except UnicodeEncodeError:
@@ -289,8 +287,8 @@ _HOLDING = {
 }
 
 
-def _alphabet(text: str) -> tuple[Alphabet, bytes] | tuple[None, None]:
-    """Return the first alphabet that writes ``text``, with ``text`` in its bytes."""
+def _alphabet(text: str) -> tuple[Alphabet | None, bytes]:
+    """Return the first alphabet that writes ``text``, with ``text`` in its bytes (None, b"")."""
     if text.isascii():
         return _ALPHABETS[0], text.encode("ascii")
     telling = _TELLING_RE.search(text)
@@ -298,7 +296,7 @@ def _alphabet(text: str) -> tuple[Alphabet, bytes] | tuple[None, None]:
         raw = alphabet.encode(text)
         if raw is not None:
             return alphabet, raw
-    return None, None
+    return None, b""
 
 
 def words(text: str) -> list[str]:
@@ -311,15 +309,15 @@ def words(text: str) -> list[str]:
 class Field:
     """One text field of an item, normalised once; spans are computed only when asked."""
 
-    __slots__ = ("_alphabet", "_spans", "canonical", "text")
+    __slots__ = ("_alphabet", "_raw", "_spans", "canonical", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self._spans: list[tuple[int, int]] | None = None
-        alphabet, raw = _alphabet(text)
-        self._alphabet: Alphabet | None = alphabet
-        if alphabet is not None and raw is not None:
-            self.canonical = alphabet.canonical(raw)  # C calls only: the fast path
+        self._alphabet: Alphabet | None
+        self._alphabet, self._raw = _alphabet(text)
+        if self._alphabet is not None:
+            self.canonical = self._alphabet.canonical(self._raw)  # C calls only: the fast path
         else:
             self.canonical = canonical(text)
 
@@ -327,11 +325,10 @@ class Field:
     def spans(self) -> list[tuple[int, int]]:
         """Return the original-text span of each token."""
         if self._spans is None:
-            alphabet = self._alphabet
-            if alphabet is None:
+            if self._alphabet is None:
                 self._spans = tokenize(self.text)[1]
             else:  # the folded text keeps the original offsets
-                folded = alphabet.folded(alphabet.encode(self.text) or b"")
+                folded = self._alphabet.folded(self._raw)
                 self._spans = [m.span() for m in _RUN_RE.finditer(folded)]
         return self._spans
 
