@@ -111,11 +111,11 @@ def children():
             if not c.startswith("ps ")]
 
 async def main():
-    pool = IdlePool(2, idle_close=0.3)
+    pool = IdlePool(2, idle_close=2.0)  # long enough to see the tracker under load
     for _ in range(2):  # twice: the second pool starts a new tracker
         await pool.run(os.getpid)
         print("busy", any("resource_tracker" in c for c in children()))
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while children() and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
         print("idle", children())
@@ -130,7 +130,7 @@ def test_the_resource_tracker_stops_with_the_last_idle_pool(tmp_path) -> None:
     script = tmp_path / "pools_tracker.py"
     script.write_text(TRACKER_SCRIPT)
     done = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True
     )
     assert done.stdout.splitlines() == ["busy True", "idle []"] * 2
     assert done.stderr == ""  # no "leaked semaphore" warning from the tracker
