@@ -106,7 +106,7 @@ import asyncio, os, subprocess, sys, time
 from worker.core.pools import IdlePool
 
 def children():
-    ps = ["ps", "--ppid", str(os.getpid()), "-o", "args", "--no-headers"]
+    ps = ["ps", "-ww", "--ppid", str(os.getpid()), "-o", "args", "--no-headers"]  # -ww: no cut
     return [c for c in subprocess.run(ps, capture_output=True, text=True).stdout.splitlines()
             if not c.startswith("ps ")]
 
